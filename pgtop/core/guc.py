@@ -1,0 +1,223 @@
+"""Configuration parameters: parse values and decide what a configuration file changes.
+
+This is ProcessConfigFile's logic with PostgreSQL's messages: unknown names stop the whole
+reload ("no changes were applied"), a bad value or a postmaster-context change is skipped and
+reported ("unaffected changes were applied"), everything else takes effect and is logged as
+'parameter "x" changed to "y"'. Parameters that disappear from the file go back to their
+defaults. At startup, any error is fatal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import MISSING, Field, fields, replace
+from typing import Any
+
+from .actions import Log
+from .config import FIELD_GUC, GUC_FIELD, Config, Context
+from .events import ConfigFileRead
+from .vocabulary import LogLevel
+
+_FIELDS: dict[str, Field[Any]] = {f.name: f for f in fields(Config)}
+
+TIME_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "min": 60_000.0, "h": 3_600_000.0, "d": 86_400_000.0}
+MEMORY_UNITS = {"B": 1 / 1024, "kB": 1.0, "MB": 1024.0, "GB": 1024.0**2, "TB": 1024.0**3}
+TIME_HINT = 'Valid units for this parameter are "us", "ms", "s", "min", "h", and "d".'
+MEMORY_HINT = 'Valid units for this parameter are "B", "kB", "MB", "GB", and "TB".'
+
+
+class InvalidValue(Exception):
+    """A value that does not parse; carries PostgreSQL's message and hint."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+def field_name(guc_name: str) -> str | None:
+    """The Config field for a parameter name (case-insensitive), or None if unknown."""
+    name = guc_name.strip().lower()
+    name = GUC_FIELD.get(name, name)
+    return name if name in _FIELDS else None
+
+
+def guc_name(field: str) -> str:
+    return FIELD_GUC.get(field, field)
+
+
+def context_of(field: str) -> Context:
+    return _FIELDS[field].metadata["context"]
+
+
+def default_of(field: str) -> Any:
+    f = _FIELDS[field]
+    return f.default if f.default is not MISSING else None
+
+
+def parse_value(field: str, raw: Any) -> Any:
+    """Turn a value as written in the file (or by SET) into the field's type."""
+    f = _FIELDS[field]
+    meta = f.metadata
+    name = guc_name(field)
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    if kind == "bool":
+        return _parse_bool(name, raw)
+    if kind == "int":
+        value = _parse_int(name, raw, meta.get("unit"))
+        low, high = meta.get("min"), meta.get("max")
+        if (low is not None and value < low) or (high is not None and value > high):
+            unit = f" {meta['unit']}" if meta.get("unit") else ""
+            raise InvalidValue(
+                f'{value}{unit} is outside the valid range for parameter "{name}" ({low} .. {high})'
+            )
+        return value
+    text = "" if raw is None else str(raw)
+    choices = meta.get("choices")
+    if choices:
+        lowered = text.lower()
+        if lowered not in choices:
+            raise InvalidValue(
+                f'invalid value for parameter "{name}": "{text}"',
+                f"Available values: {', '.join(choices)}.",
+            )
+        return lowered
+    return text
+
+
+def _parse_bool(name: str, raw: Any) -> bool:
+    """parse_bool(): any prefix of true/false/yes/no, on/off (two letters at least), 1, 0."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "0"):
+        return text == "1"
+    if text:
+        for word, value in (("true", True), ("false", False), ("yes", True), ("no", False)):
+            if word.startswith(text):
+                return value
+        if len(text) >= 2 and "on".startswith(text):
+            return True
+        if len(text) >= 2 and "off".startswith(text):
+            return False
+    raise InvalidValue(f'parameter "{name}" requires a Boolean value')
+
+
+_NUMBER_WITH_UNIT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+
+
+def _parse_int(name: str, raw: Any, unit: str | None) -> int:
+    if isinstance(raw, bool):
+        raise InvalidValue(f'invalid value for parameter "{name}": "{raw}"')
+    if isinstance(raw, int):
+        return raw
+    text = str(raw)
+    match = _NUMBER_WITH_UNIT.match(text)
+    if not match:
+        raise InvalidValue(f'invalid value for parameter "{name}": "{text}"')
+    number, suffix = float(match.group(1)), match.group(2)
+    if not suffix:
+        return int(round(number))
+    table, hint = (TIME_UNITS, TIME_HINT) if unit in TIME_UNITS else (MEMORY_UNITS, MEMORY_HINT)
+    if unit is None or suffix not in table:
+        raise InvalidValue(
+            f'invalid value for parameter "{name}": "{text}"', hint if unit else None
+        )
+    return int(round(number * table[suffix] / table[unit]))
+
+
+def format_value(field: str, value: Any) -> str:
+    """SHOW's form of a value: on/off for booleans, units for times and sizes."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    unit = _FIELDS[field].metadata.get("unit")
+    if isinstance(value, int) and unit:
+        return f"{value}{unit}"
+    return str(value)
+
+
+def apply_config_file(
+    config: Config, read: ConfigFileRead, *, at_startup: bool
+) -> tuple[Config, list[Log]]:
+    """ProcessConfigFile(): the new configuration and the log lines it produces.
+
+    At startup the caller treats a final FATAL line as fatal and keeps nothing.
+    """
+    path = read.path
+    logs: list[Log] = []
+    if read.error is not None:
+        logs.append(Log(LogLevel.LOG, read.error))
+        return config, logs + [_contains_errors(path, at_startup, applied=False)]
+
+    # Phase 1: every name must be known (custom names with a dot are accepted silently).
+    known: dict[str, tuple[Any, int, str]] = {}
+    error = False
+    for name, (raw, line) in read.values.items():
+        field = field_name(name)
+        if field is None:
+            if "." in name:
+                continue
+            logs.append(
+                Log(LogLevel.LOG, f'unrecognized configuration parameter "{name}" in file "{path}" line {line}')
+            )
+            error = True
+            continue
+        known[field] = (raw, line, name)
+    if error:
+        return config, logs + [_contains_errors(path, at_startup, applied=False)]
+
+    # Phase 2: apply what can be applied, report what cannot.
+    changes: dict[str, Any] = {}
+    for field in _FIELDS:
+        current = getattr(config, field)
+        if field in known:
+            raw, _line, name = known[field]
+            try:
+                value = parse_value(field, raw)
+            except InvalidValue as bad:
+                logs.append(Log(LogLevel.LOG, bad.message, hint=bad.hint))
+                error = True
+                continue
+            shown = "" if raw is None else (format_value(field, raw) if isinstance(raw, bool) else str(raw))
+        else:
+            value, name, shown = default_of(field), guc_name(field), None
+        if value == current:
+            continue
+        if not at_startup and not context_of(field).reloadable:
+            logs.append(
+                Log(LogLevel.LOG, f'parameter "{name}" cannot be changed without restarting the server')
+            )
+            error = True
+            continue
+        changes[field] = value
+        if at_startup:
+            continue
+        if shown is None:
+            logs.append(Log(LogLevel.LOG, f'parameter "{name}" removed from configuration file, reset to default'))
+        else:
+            logs.append(Log(LogLevel.LOG, f'parameter "{name}" changed to "{shown}"'))
+    new_config = replace(config, **changes) if changes else config
+    if error:
+        if at_startup:
+            return config, logs + [_contains_errors(path, at_startup, applied=False)]
+        logs.append(_contains_errors(path, at_startup, applied=True))
+    return new_config, logs
+
+
+def _contains_errors(path: str, at_startup: bool, *, applied: bool) -> Log:
+    if at_startup:
+        return Log(LogLevel.FATAL, f'configuration file "{path}" contains errors')
+    what = "unaffected changes were applied" if applied else "no changes were applied"
+    return Log(LogLevel.LOG, f'configuration file "{path}" contains errors; {what}')
+
+
+def config_from_settings(settings: Mapping[str, Any]) -> Config:
+    """A Config from plain name/value pairs (tests, demos); raises InvalidValue."""
+    changes = {}
+    for name, raw in settings.items():
+        field = field_name(name)
+        if field is None:
+            raise InvalidValue(f'unrecognized configuration parameter "{name}"')
+        changes[field] = parse_value(field, raw)
+    return Config(**changes)

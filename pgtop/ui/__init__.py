@@ -1,0 +1,1 @@
+"""The Textual dashboard: renders snapshots, turns keys into controller commands."""
