@@ -73,7 +73,10 @@ def parse_value(field: str, raw: Any) -> Any:
                 f'{value}{unit} is outside the valid range for parameter "{name}" ({low} .. {high})'
             )
         return value
-    text = "" if raw is None else str(raw)
+    if isinstance(raw, bool):
+        text = "on" if raw else "off"  # YAML reads an unquoted on/off as a boolean
+    else:
+        text = "" if raw is None else str(raw)
     choices = meta.get("choices")
     if choices:
         lowered = text.lower()

@@ -5,8 +5,11 @@ Invariants (each is a promise the postmaster makes; each step of the model must 
   I2  At most one child of each special kind (one startup process, one checkpointer, ...).
   I3  A walwriter is only started in PM_RUN.
   I4  Between a crash and the reinit, nothing is started but the syslogger and dead_end
-      children (and the startup process at the reinit itself).
-  I5  FatalError is never true in PM_RUN, PM_HOT_STANDBY, PM_SHUTDOWN or PM_SHUTDOWN_2.
+      children (and the startup process at the reinit itself). One exception, as in
+      postmaster.c: a startup process we SIGQUIT'd that still exits 0 was "too late" to
+      kill, and reaper S5 commences normal operations.
+  I5  FatalError is never true in PM_RUN, PM_HOT_STANDBY or PM_SHUTDOWN. (It can be in
+      PM_SHUTDOWN_2: a crash there leaves pmState as it is, spec §4.2 step 10.)
   I6  Every signal targets a live child.
   I7  In PM_NO_CHILDREN only the syslogger is alive.
   I8  dead_end children are only ever signalled with SIGQUIT (by HandleChildCrash).
@@ -38,7 +41,7 @@ from pgtop.core.vocabulary import (
     Sig,
 )
 
-NO_FATAL_STATES = {PMState.RUN, PMState.HOT_STANDBY, PMState.SHUTDOWN, PMState.SHUTDOWN_2}
+NO_FATAL_STATES = {PMState.RUN, PMState.HOT_STANDBY, PMState.SHUTDOWN}
 
 
 class CheckedCluster(SimulatedCluster):
@@ -59,8 +62,9 @@ class CheckedCluster(SimulatedCluster):
                     PMState.WAIT_BACKENDS,
                     PMState.WAIT_DEAD_END,
                 )
-                reinit = after.last_transition is not None and after.last_transition.rule == "T11"
-                if crash_wait:
+                rule = after.last_transition.rule if after.last_transition else ""
+                reinit = rule == "T11"
+                if crash_wait and rule != "reaper S5":
                     # After the reinit, in the same wakeup, STARTUP's own keep-alive may start a
                     # walreceiver that the startup process had asked for.
                     allowed = action.kind is ChildKind.SYSLOGGER or action.dead_end or (
