@@ -1,0 +1,443 @@
+"""The fork server: starts postmaster children in one or two milliseconds, fully formed.
+
+Theory of operation. A fresh interpreter costs tens of milliseconds; a fork of a small process
+that has already imported the child programs costs one or two. So the postmaster starts one
+server process at the very beginning and asks it for children over a Unix socket pair
+(SOCK_SEQPACKET: one message per request, file descriptors by SCM_RIGHTS).
+
+The server is a fresh interpreter (sys.executable, never a shell) rather than a fork of the
+postmaster, so it inherits none of the postmaster's threads, locks or imported UI, and it
+stays small, which keeps every later fork cheap.
+
+Children must be the postmaster's own children, so that it reaps them and reads their true
+exit status. The server forks them with clone3(CLONE_PARENT): the kernel makes the new process
+a child of the server's parent, the postmaster, from its first instant. It is the same fork
+os.fork() does (PyOS_BeforeFork / AfterFork around the system call), with one flag more.
+Where clone3 is refused (old kernels, some seccomp profiles) the server falls back to a double
+fork: the postmaster is a child subreaper, the intermediate exits at once, and the kernel hands
+the child to the postmaster. That costs a second fork (~2 ms more; see bench/spawn.py).
+
+Nothing outlives the postmaster:
+- the server has PR_SET_PDEATHSIG(SIGKILL) and also exits on EOF from its socket;
+- every child holds the read end of the postmaster-death pipe, whose only write end the
+  postmaster keeps (EOF means it is gone), and sets PR_SET_PDEATHSIG(SIGKILL) once its parent
+  is the postmaster (after a double fork only once reparented: the intermediate's death would
+  fire it), then checks getppid() again in case the postmaster died just before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import json
+import os
+import pickle
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from importlib import import_module
+from typing import Self
+
+from pgtop.runtime.proctitle import set_title
+
+PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
+SYS_CLONE3 = 435  # the same number on every architecture
+CLONE_PARENT = 0x00008000
+
+MAX_MESSAGE = 256 * 1024
+MAX_FDS = 16
+ANSWER_TIMEOUT = 10.0  # seconds the postmaster waits for the server before giving up
+REPARENT_PATIENCE = 5.0  # double fork: seconds a child waits for its intermediate to exit
+DEATH_FD_NAME = "death"
+
+_libc = ctypes.CDLL(None, use_errno=True)
+# The GIL must stay held across clone3, as os.fork holds it across fork(): PyDLL does that.
+_libc_holding_gil = ctypes.PyDLL(None, use_errno=True)
+
+
+class SpawnFailed(Exception):
+    """A child could not be started; the message is the %m text for "could not fork ..."."""
+
+
+def _prctl(option: int, value: object) -> None:
+    if _libc.prctl(option, value, 0, 0, 0) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, os.strerror(error))
+
+
+def set_child_subreaper(enabled: bool) -> None:
+    """PR_SET_CHILD_SUBREAPER: orphaned descendants are reparented to this process."""
+    _prctl(PR_SET_CHILD_SUBREAPER, int(enabled))
+
+
+def is_child_subreaper() -> bool:
+    flag = ctypes.c_int(0)
+    _prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag))
+    return bool(flag.value)
+
+
+def set_parent_death_signal(signum: int) -> None:
+    """PR_SET_PDEATHSIG: the kernel sends `signum` when the parent (thread) dies."""
+    _prctl(PR_SET_PDEATHSIG, signum)
+
+
+class DeathPipe:
+    """The postmaster-death pipe: children hold the read end, only the postmaster the write
+    end, so EOF on the read end means the postmaster is gone."""
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()  # close-on-exec: no stray process inherits it
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.read_fd = self.write_fd = -1
+
+
+class ForkServer:
+    """The postmaster's handle on its fork server. `spawn` may be called from one thread
+    other than the creator's (the supervisor thread); calls are serialized by a lock."""
+
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        channel: socket.socket,
+        death_pipe: DeathPipe,
+        owns_death_pipe: bool,
+        was_subreaper: bool,
+    ) -> None:
+        self._process = process
+        self._channel = channel
+        self._lock = threading.Lock()
+        self._broken: str | None = None
+        self.death_pipe = death_pipe
+        self._owns_death_pipe = owns_death_pipe
+        self._was_subreaper = was_subreaper
+
+    @classmethod
+    def start(
+        cls,
+        preload: Sequence[str] = (),
+        *,
+        death_pipe: DeathPipe | None = None,
+        clone_parent: bool = True,
+    ) -> ForkServer:
+        """Become a child subreaper and start the server, which imports `preload` (child
+        kinds) once. Call it from the thread that lives as long as the postmaster (the
+        server's PDEATHSIG is tied to it). Without `death_pipe` the server makes one,
+        keeps only its write end here, and closes it at `stop()`. `clone_parent=False`
+        forces the double fork (to measure or test the fallback)."""
+        was_subreaper = is_child_subreaper()
+        set_child_subreaper(True)
+        owns_death_pipe = death_pipe is None
+        pipe = death_pipe or DeathPipe()
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        config = {
+            "channel": theirs.fileno(),
+            "death": pipe.read_fd,
+            "postmaster": os.getpid(),
+            "preload": list(preload),
+            "clone_parent": clone_parent,
+        }
+        bootstrap = (
+            "import json, sys; sys.path[:] = json.loads(sys.argv[1]); "
+            "from pgtop.runtime.forkserver import serve; serve(json.loads(sys.argv[2]))"
+        )
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-c", bootstrap, json.dumps(sys.path), json.dumps(config)],
+                pass_fds=(theirs.fileno(), pipe.read_fd),
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # a terminal's Ctrl-C is for the postmaster only
+            )
+        except OSError as error:
+            ours.close()
+            if owns_death_pipe:
+                pipe.close()
+            set_child_subreaper(was_subreaper)
+            raise SpawnFailed(f"could not start the fork server: {error.strerror}") from None
+        finally:
+            theirs.close()
+        if owns_death_pipe:
+            os.close(pipe.read_fd)  # the postmaster keeps only the write end
+            pipe.read_fd = -1
+        server = cls(process, ours, pipe, owns_death_pipe, was_subreaper)
+        try:
+            kind, detail = server._answer()
+        except SpawnFailed as failure:
+            kind, detail = "error", str(failure)
+        if kind != "ready":
+            server.stop()
+            raise SpawnFailed(f"could not start the fork server: {detail}")
+        return server
+
+    @property
+    def pid(self) -> int:
+        """The server's PID: a child of the postmaster, to keep out of orphan reaping."""
+        return self._process.pid
+
+    def alive(self) -> bool:
+        return self._broken is None and self._process.poll() is None
+
+    def spawn(self, kind: str, args: Mapping[str, object], fds: Mapping[str, int]) -> int:
+        """Start child program `kind` (pgtop.children.<kind>, or "module:function") with
+        `args` (picklable) and the named fds; return its PID, a child of this process."""
+        if DEATH_FD_NAME in fds:
+            raise ValueError(f'fd name "{DEATH_FD_NAME}" is reserved for the postmaster-death pipe')
+        if len(fds) > MAX_FDS:
+            raise ValueError(f"at most {MAX_FDS} fds can be passed to a child")
+        names = list(fds)
+        try:
+            request = pickle.dumps((kind, dict(args), names))
+        except (pickle.PicklingError, TypeError, AttributeError) as error:
+            raise SpawnFailed(f"arguments cannot be sent to a child: {error}") from None
+        if len(request) > MAX_MESSAGE:
+            raise SpawnFailed(f"spawn request too large ({len(request)} bytes)")
+        with self._lock:
+            if self._broken:
+                raise SpawnFailed(self._broken)
+            try:
+                socket.send_fds(self._channel, [request], [fds[name] for name in names])
+            except OSError as error:
+                self._broken = f"fork server is gone: {error.strerror}"
+                raise SpawnFailed(self._broken) from None
+            verdict, detail = self._answer()
+        if verdict != "ok":
+            raise SpawnFailed(str(detail))
+        return int(detail)  # type: ignore[call-overload]
+
+    def _answer(self) -> tuple[str, object]:
+        ready, _, _ = select.select([self._channel], [], [], ANSWER_TIMEOUT)
+        data = self._channel.recv(MAX_MESSAGE) if ready else None
+        if not data:
+            self._broken = "fork server did not answer" if data is None else "fork server is gone"
+            raise SpawnFailed(self._broken)
+        return pickle.loads(data)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the server (EOF on its socket; SIGKILL if it lingers), reap it, and restore
+        the subreaper setting found at start. Running children are left alone, but with a
+        server-owned death pipe they now see the postmaster as gone."""
+        with self._lock:  # not in the middle of someone's spawn
+            self._broken = self._broken or "fork server stopped"
+            self._channel.close()
+        try:
+            self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        if self._owns_death_pipe:
+            self.death_pipe.close()
+        if not self._was_subreaper:
+            set_child_subreaper(False)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# -- the server process ------------------------------------------------------------------
+
+
+def serve(config: dict) -> None:
+    """Main loop of the server process (started by ForkServer.start). Never returns."""
+    channel = socket.socket(fileno=config["channel"])
+    death_fd, postmaster = config["death"], config["postmaster"]
+    set_parent_death_signal(signal.SIGKILL)
+    if os.getppid() != postmaster:
+        os._exit(1)  # the postmaster died before PDEATHSIG was armed
+    reset_signals()
+    try:
+        set_title("pgtop: fork server")
+        import_module("pgtop.children.context")  # every child needs it: import it once here
+        for name in config["preload"]:
+            resolve_program(name)
+    except Exception as error:  # noqa: BLE001 - any import failure goes to the postmaster
+        channel.send(pickle.dumps(("error", f"{type(error).__name__}: {error}")))
+        os._exit(1)
+    channel.send(pickle.dumps(("ready", os.getpid())))
+    fork = _Forker(postmaster, config["clone_parent"])
+    while True:
+        readable, _, _ = select.select([channel, death_fd], [], [])
+        if death_fd in readable:
+            os._exit(0)
+        message, fds, flags, _ = socket.recv_fds(channel, MAX_MESSAGE, MAX_FDS)
+        if not message:
+            os._exit(0)  # EOF: the postmaster closed its end or died
+        try:
+            answer = _handle(message, fds, flags, death_fd, channel, fork)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        try:
+            channel.send(pickle.dumps(answer))
+        except OSError:
+            os._exit(0)  # the postmaster went away while we forked
+
+
+def reset_signals() -> None:
+    """Default dispositions and an empty mask, for the server and so for every child: the
+    postmaster's blocked set and ignored signals survive exec. SIGPIPE and SIGXFSZ stay
+    ignored, as in any Python program (and in PostgreSQL's children)."""
+    for signum in signal.valid_signals():
+        if signum in (signal.SIGKILL, signal.SIGSTOP, signal.SIGPIPE, signal.SIGXFSZ):
+            continue
+        if signal.getsignal(signum) not in (signal.SIG_DFL, None):
+            signal.signal(signum, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+
+
+def resolve_program(kind: str) -> Callable[..., int]:
+    """`checkpointer` -> pgtop.children.checkpointer.main; `pkg.module:function` as named."""
+    module_name, _, function = kind.partition(":")
+    if not function:
+        if not kind.isidentifier():
+            raise ValueError(f'invalid child kind "{kind}"')
+        module_name, function = f"pgtop.children.{kind}", "main"
+    program = getattr(import_module(module_name), function, None)
+    if not callable(program):
+        raise TypeError(f"{module_name} has no function {function}()")
+    return program
+
+
+def _handle(
+    message: bytes, fds: list[int], flags: int, death_fd: int, channel: socket.socket, fork: _Forker
+) -> tuple[str, object]:
+    if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
+        return ("error", "spawn request truncated")
+    try:
+        kind, args, names = pickle.loads(message)
+        program = resolve_program(kind)
+    except Exception as error:  # noqa: BLE001 - a bad request must not end the server
+        return ("error", f"{type(error).__name__}: {error}")
+    named = {**dict(zip(names, fds)), DEATH_FD_NAME: death_fd}
+    try:
+        pid, intermediate = fork()
+    except OSError as error:
+        return ("error", error.strerror or str(error))
+    if pid != 0:
+        return ("ok", pid)
+    channel.detach()  # the child closes the number itself; never close it twice
+    _become_child(program, kind, args, named, fork.postmaster, intermediate)
+
+
+class _Forker:
+    """Fork a child of the postmaster: clone3(CLONE_PARENT), or a double fork if refused.
+    Returns (pid, intermediate) in the server and (0, intermediate PID or 0) in the child."""
+
+    def __init__(self, postmaster: int, clone_parent: bool) -> None:
+        self.postmaster = postmaster
+        self.clone_parent_works = clone_parent
+
+    def __call__(self) -> tuple[int, int]:
+        if self.clone_parent_works:
+            try:
+                return _clone_parent(), 0
+            except OSError as error:
+                if error.errno not in (errno.ENOSYS, errno.EPERM, errno.EINVAL):
+                    raise
+                self.clone_parent_works = False
+        return _double_fork()
+
+
+_CLONE_ARGS_FIELDS = ("flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack",
+                      "stack_size", "tls")  # fmt: skip
+
+
+class _CloneArgs(ctypes.Structure):
+    """struct clone_args, version 0 (64 bytes)."""
+
+    _fields_ = [(name, ctypes.c_uint64) for name in _CLONE_ARGS_FIELDS]
+
+
+def _clone_parent() -> int:
+    """os.fork(), but the child's parent is our parent (the postmaster).
+
+    Python's own at-fork work runs as in os.fork (PyOS_BeforeFork / AfterFork: import lock,
+    thread states, os.register_at_fork hooks such as random's reseed). What is skipped is
+    glibc's fork() wrapper: C libraries' pthread_atfork handlers (none in this small,
+    single-threaded server) and the refresh of glibc's cached thread id, which glibc 2.34+
+    no longer relies on to signal the calling thread.
+    """
+    # No exit_signal with CLONE_PARENT: the child inherits ours (SIGCHLD), as the kernel wants.
+    args = _CloneArgs(flags=CLONE_PARENT)
+    api = ctypes.pythonapi
+    api.PyOS_BeforeFork()
+    pid = _libc_holding_gil.syscall(
+        ctypes.c_long(SYS_CLONE3), ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args))
+    )
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    error = ctypes.get_errno()
+    api.PyOS_AfterFork_Parent()
+    if pid < 0:
+        raise OSError(error, os.strerror(error))
+    return pid
+
+
+def _double_fork() -> tuple[int, int]:
+    """Fork an intermediate that forks the child and exits; in the server, return the
+    child's PID once the intermediate is reaped, i.e. once the child is the postmaster's."""
+    report_read, report_write = os.pipe()
+    intermediate = os.fork()
+    if intermediate == 0:
+        os.close(report_read)
+        me = os.getpid()
+        try:
+            child = os.fork()
+        except OSError as error:
+            os.write(report_write, (error.strerror or "fork failed").encode())
+            os._exit(1)
+        if child == 0:
+            os.close(report_write)
+            return 0, me
+        os.write(report_write, f"pid {child}".encode())
+        os._exit(0)
+    os.close(report_write)
+    with os.fdopen(report_read, "rb") as report:
+        outcome = report.read()
+    os.waitpid(intermediate, 0)
+    if not outcome.startswith(b"pid "):
+        raise OSError(0, outcome.decode() or "fork failed")
+    return int(outcome[4:]), intermediate
+
+
+def _become_child(
+    program: Callable[..., int],
+    kind: str,
+    args: dict,
+    fds: dict[str, int],
+    postmaster: int,
+    intermediate: int,
+) -> None:
+    """Once the postmaster is our parent: arm PDEATHSIG, then run the program. Never returns."""
+    code = 1
+    try:
+        deadline = time.monotonic() + REPARENT_PATIENCE
+        while (parent := os.getppid()) != postmaster:
+            if parent != intermediate or time.monotonic() > deadline:
+                os._exit(1)  # adopted by someone else: the postmaster is gone
+            os.sched_yield()
+        set_parent_death_signal(signal.SIGKILL)
+        if os.getppid() != postmaster:
+            os._exit(1)  # it died just before PDEATHSIG was armed
+        from pgtop.children.context import start_child
+
+        code = start_child(program, kind, args, fds, postmaster)
+    except BaseException:  # noqa: BLE001 - report, then exit below whatever happened
+        import traceback
+
+        traceback.print_exc()
+    finally:  # a child must never return into the server loop
+        os._exit(code)

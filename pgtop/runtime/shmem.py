@@ -1,0 +1,516 @@
+"""The shared memory segment: pmsignal flags, PMChildFlags slots, backend activity, counters.
+
+Theory of operation. The postmaster creates the segment with memfd_create: an anonymous file
+that has no name in /dev/shm, so nothing can leak, not even when the postmaster is SIGKILLed:
+the memory goes away with the last process that maps it or holds its fd. Children receive the
+fd over the fork server's socket (SCM_RIGHTS) and map it. Crash reinit destroys the segment
+and creates a new one with the next generation number.
+
+Layout (fixed, versioned, little-endian; every region 8-byte aligned):
+
+    header      magic, layout version, max_children, generation, key, aux entry count
+    flags       one byte per PMSignalReason, the quit reason, the autovacuum worker-failed
+                flag, and the database the autovacuum launcher wants a worker for
+    counters    one record of dashboard counters (WAL, checkpoints, archiver, recovery...)
+    child flags one byte per PMChildFlags slot: UNUSED / ASSIGNED / ACTIVE / WALSENDER
+    activity    one pg_stat_activity row per slot, then one per auxiliary process kind
+
+Records that several fields make up (activity rows, counters, the worker request) are read
+and written with PostgreSQL's st_changecount protocol: the writer makes the count odd, writes,
+makes it even; a reader retries until it sees the same even count before and after copying.
+Counters have several writers, so writers also take a POSIX record lock on the counters'
+first byte (released by the kernel if the writer dies). Single bytes need no protocol.
+
+This relies on x86-64's ordered stores; a weakly ordered CPU would need memory barriers that
+pure Python cannot issue.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import fcntl
+import mmap
+import os
+import struct
+import time
+from dataclasses import dataclass, field
+from typing import Self
+
+from pgtop.core.vocabulary import SPECIAL_KINDS, ChildKind, PMSignalReason, QuitReason
+from pgtop.runtime.snapshot import BackendActivity, RecoveryProgress
+
+MAGIC = b"PGTOPSHM"
+LAYOUT_VERSION = 1
+MAX_SLOTS = 1 << 20
+QUERY_BYTES = 1024  # track_activity_query_size, terminating NUL included
+
+# Activity rows for the special kinds, after the slot rows, in ChildKind order.
+AUX_KINDS: tuple[ChildKind, ...] = tuple(kind for kind in ChildKind if kind in SPECIAL_KINDS)
+
+_HEADER = struct.Struct("<8sIIQQI")
+_HEADER_SIZE = 64
+_U32 = struct.Struct("<I")
+_COUNT_SIZE = 8  # the change count (uint32) padded so the payload stays aligned
+_FLAGS_SIZE = 128
+_QUIT_OFFSET = 16
+_AV_FAILED_OFFSET = 17
+_AV_REQUEST_OFFSET = 24  # a change-counted record of _AV_REQUEST
+_AV_REQUEST = struct.Struct("<64s")
+_ACTIVITY = struct.Struct("<iI32s64s64s64s64s32s1024sdd")
+_QUIT_CODES = {None: 0, QuitReason.CRASH: 1, QuitReason.STOP: 2}
+_READ_PATIENCE = 0.1  # seconds a reader waits for a writer that stopped mid-row (it died)
+
+
+class SlotState(enum.IntEnum):
+    """PMChildFlags states (pmsignal.c)."""
+
+    UNUSED = 0
+    ASSIGNED = 1
+    ACTIVE = 2
+    WALSENDER = 3
+
+
+class NoFreeSlot(RuntimeError):
+    """AssignPostmasterChildSlot found every slot taken."""
+
+
+def format_lsn(lsn: int) -> str:
+    """An LSN as PostgreSQL prints it (%X/%X): ``0/1A2B3C``."""
+    return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
+
+
+def _counter(fmt: str, default: object = 0) -> object:
+    return field(default=default, metadata={"fmt": fmt})
+
+
+@dataclass(frozen=True, slots=True)
+class Counters:
+    """The counters the dashboard shows. LSNs are uint64; times are epoch seconds."""
+
+    wal_insert_lsn: int = _counter("Q")
+    wal_flush_lsn: int = _counter("Q")
+    checkpoints: int = _counter("Q")
+    last_checkpoint_time: float = _counter("d", 0.0)
+    last_checkpoint_lsn: int = _counter("Q")
+    buffers_written: int = _counter("Q")  # bgwriter
+    archived_count: int = _counter("Q")
+    failed_count: int = _counter("Q")
+    last_archived_wal: str = _counter("32s", "")
+    last_archived_time: float = _counter("d", 0.0)
+    last_failed_wal: str = _counter("32s", "")
+    last_failed_time: float = _counter("d", 0.0)
+    autovacuum_runs: int = _counter("Q")
+    redo_start_lsn: int = _counter("Q")
+    replay_lsn: int = _counter("Q")
+    recovery_end_lsn: int = _counter("Q")
+    records_replayed: int = _counter("Q")
+    records_total: int = _counter("Q")
+    replaying: bool = _counter("?", False)
+    stats_messages: int = _counter("Q")
+    xact_commit: int = _counter("Q")
+    xact_rollback: int = _counter("Q")
+
+    def recovery_progress(self) -> RecoveryProgress | None:
+        """What the startup process published, for the snapshot, while it replays WAL."""
+        if not self.replaying:
+            return None
+        return RecoveryProgress(
+            redo_start=format_lsn(self.redo_start_lsn),
+            replayed=format_lsn(self.replay_lsn),
+            end=format_lsn(self.recovery_end_lsn),
+            records_done=self.records_replayed,
+            records_total=self.records_total,
+        )
+
+
+_COUNTER_FIELDS = dataclasses.fields(Counters)
+_COUNTER_NAMES = frozenset(f.name for f in _COUNTER_FIELDS)
+_COUNTERS = struct.Struct("<" + "".join(f.metadata["fmt"] for f in _COUNTER_FIELDS))
+
+
+@dataclass(frozen=True, slots=True)
+class ActivityRow:
+    """One backend status entry (PgBackendStatus); `client_addr` None means none."""
+
+    pid: int
+    backend_type: str
+    user: str = ""
+    database: str = ""
+    application_name: str = ""
+    client_addr: str | None = None
+    state: str = ""
+    query: str = ""
+    backend_start: float = 0.0
+    state_change: float = 0.0
+    cancel_key: int = 0
+
+    def as_backend_activity(self) -> BackendActivity:
+        """The snapshot's row (everything but the cancel key)."""
+        names = (f.name for f in dataclasses.fields(BackendActivity))
+        return BackendActivity(**{name: getattr(self, name) for name in names})
+
+
+def _encode(text: str, size: int) -> bytes:
+    """UTF-8, cut to leave room for a NUL without splitting a character."""
+    raw = text.encode("utf-8")
+    if len(raw) < size:
+        return raw
+    return raw[: size - 1].decode("utf-8", "ignore").encode("utf-8")
+
+
+def _decode(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _pack_row(row: ActivityRow) -> bytes:
+    return _ACTIVITY.pack(
+        row.pid, row.cancel_key & 0xFFFFFFFF, _encode(row.backend_type, 32), _encode(row.user, 64),
+        _encode(row.database, 64), _encode(row.application_name, 64),
+        _encode(row.client_addr or "", 64), _encode(row.state, 32),
+        _encode(row.query, QUERY_BYTES), row.backend_start, row.state_change,
+    )  # fmt: skip
+
+
+def _unpack_row(raw: bytes) -> ActivityRow:
+    pid, key, btype, user, db, app, addr, state, query, start, change = _ACTIVITY.unpack(raw)
+    return ActivityRow(
+        pid=pid, backend_type=_decode(btype), user=_decode(user), database=_decode(db),
+        application_name=_decode(app), client_addr=_decode(addr) or None,
+        state=_decode(state), query=_decode(query), backend_start=start,
+        state_change=change, cancel_key=key,
+    )  # fmt: skip
+
+
+def _pack_counters(counters: Counters) -> bytes:
+    values = [getattr(counters, f.name) for f in _COUNTER_FIELDS]
+    return _COUNTERS.pack(*(_encode(v, 32) if isinstance(v, str) else v for v in values))
+
+
+def _unpack_counters(raw: bytes) -> Counters:
+    values = _COUNTERS.unpack(raw)
+    return Counters(*(_decode(v) if isinstance(v, bytes) else v for v in values))
+
+
+def _align(size: int) -> int:
+    return (size + 7) & ~7
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    max_children: int
+
+    @property
+    def entries(self) -> int:
+        return self.max_children + len(AUX_KINDS)
+
+    flags = _HEADER_SIZE
+    counters = _HEADER_SIZE + _FLAGS_SIZE
+
+    @property
+    def child_flags(self) -> int:
+        return self.counters + _align(_COUNT_SIZE + _COUNTERS.size)
+
+    @property
+    def activity(self) -> int:
+        return self.child_flags + _align(self.max_children)
+
+    row_size = _align(_COUNT_SIZE + _ACTIVITY.size)
+
+    @property
+    def size(self) -> int:
+        return self.activity + self.entries * self.row_size
+
+
+class Segment:
+    """One generation of shared memory, mapped into this process."""
+
+    def __init__(self, fd: int, memory: mmap.mmap, layout: _Layout) -> None:
+        self._fd = fd
+        self._memory = memory
+        self._layout = layout
+        self._next_slot = layout.max_children  # AssignPostmasterChildSlot searches downwards
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, max_children: int, *, generation: int = 1) -> Segment:
+        """Create a segment (postmaster): MaxLivePostmasterChildren slots, all UNUSED."""
+        if not 1 <= max_children <= MAX_SLOTS:
+            raise ValueError(f"max_children must be between 1 and {MAX_SLOTS}, not {max_children}")
+        layout = _Layout(max_children)
+        fd = os.memfd_create("pgtop.shm", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            os.ftruncate(fd, layout.size)
+            # Nobody may resize it: a shrunk segment would SIGBUS every process mapping it.
+            fcntl.fcntl(
+                fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
+            )
+            memory = mmap.mmap(fd, layout.size)
+        except BaseException:
+            os.close(fd)
+            raise
+        key = os.fstat(fd).st_ino
+        _HEADER.pack_into(
+            memory, 0, MAGIC, LAYOUT_VERSION, max_children, generation, key, len(AUX_KINDS)
+        )
+        return cls(fd, memory, layout)
+
+    @classmethod
+    def attach(cls, fd: int) -> Segment:
+        """Map a segment received from the postmaster (child). Takes ownership of `fd`."""
+        size = os.fstat(fd).st_size
+        if size < _HEADER_SIZE:
+            raise ValueError("not a pgtop shared memory segment (too small)")
+        memory = mmap.mmap(fd, size)
+        magic, version, max_children, _gen, _key, aux = _HEADER.unpack_from(memory, 0)
+        problem = None
+        if magic != MAGIC:
+            problem = "not a pgtop shared memory segment"
+        elif version != LAYOUT_VERSION or aux != len(AUX_KINDS):
+            problem = f"shared memory layout version {version}, this program knows {LAYOUT_VERSION}"
+        elif _Layout(max_children).size != size:
+            problem = "shared memory segment has the wrong size for its header"
+        if problem:
+            memory.close()
+            raise ValueError(problem)
+        return cls(fd, memory, _Layout(max_children))
+
+    @property
+    def fd(self) -> int:
+        return self._fd
+
+    @property
+    def max_children(self) -> int:
+        return self._layout.max_children
+
+    @property
+    def generation(self) -> int:
+        return _HEADER.unpack_from(self._memory, 0)[3]
+
+    @property
+    def key(self) -> int:
+        """The segment's inode number: unique while it exists, like a SysV key."""
+        return _HEADER.unpack_from(self._memory, 0)[4]
+
+    @property
+    def pid_file_line(self) -> str:
+        """Line 7 of postmaster.pid: key and id, ``%9lu %9lu`` (the id is the generation)."""
+        return f"{self.key:9d} {self.generation:9d}"
+
+    @property
+    def retired(self) -> bool:
+        """True once the postmaster destroyed this generation (crash reinit)."""
+        return self._memory.closed or self._memory[0:8] != MAGIC
+
+    def close(self) -> None:
+        """Unmap and close the fd. The memory lives on while another process maps it."""
+        if not self._memory.closed:
+            self._memory.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def destroy(self) -> None:
+        """Postmaster: retire this generation (stale attachers see `retired`) and close it.
+        A memfd has no name to unlink, so this is all there is to it."""
+        if not self._memory.closed:
+            self._memory[0:8] = b"\0" * 8
+        self.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- pmsignal -----------------------------------------------------------------------
+
+    def raise_pmsignal(self, reason: PMSignalReason) -> None:
+        """SendPostmasterSignal's first half: the caller then sends SIGUSR1."""
+        self._memory[self._layout.flags + reason.value] = 1
+
+    def take_pmsignals(self) -> frozenset[PMSignalReason]:
+        """CheckPostmasterSignal for every reason: read and clear the flags."""
+        taken = set()
+        for reason in PMSignalReason:
+            offset = self._layout.flags + reason.value
+            if self._memory[offset]:
+                self._memory[offset] = 0
+                taken.add(reason)
+        return frozenset(taken)
+
+    def set_quit_reason(self, reason: QuitReason | None) -> None:
+        self._memory[self._layout.flags + _QUIT_OFFSET] = _QUIT_CODES[reason]
+
+    def quit_reason(self) -> QuitReason | None:
+        code = self._memory[self._layout.flags + _QUIT_OFFSET]
+        return next((reason for reason, value in _QUIT_CODES.items() if value == code), None)
+
+    def set_avworker_failed(self) -> None:
+        """AutoVacWorkerFailed(): the postmaster could not fork the worker asked for."""
+        self._memory[self._layout.flags + _AV_FAILED_OFFSET] = 1
+
+    def take_avworker_failed(self) -> bool:
+        offset = self._layout.flags + _AV_FAILED_OFFSET
+        failed = bool(self._memory[offset])
+        self._memory[offset] = 0
+        return failed
+
+    def set_avworker_database(self, database: str) -> None:
+        """The launcher names the database the next autovacuum worker should process."""
+        offset = self._layout.flags + _AV_REQUEST_OFFSET
+        self._write_record(offset, _AV_REQUEST.pack(_encode(database, 64)))
+
+    def avworker_database(self) -> str | None:
+        raw = self._read_record(self._layout.flags + _AV_REQUEST_OFFSET, _AV_REQUEST.size)
+        return (_decode(raw) or None) if raw is not None else None
+
+    # -- PMChildFlags -------------------------------------------------------------------
+
+    def _slot_offset(self, slot: int) -> int:
+        if not 1 <= slot <= self._layout.max_children:
+            raise ValueError(f"slot {slot} is out of range 1..{self._layout.max_children}")
+        return self._layout.child_flags + slot - 1
+
+    def assign_slot(self) -> int:
+        """AssignPostmasterChildSlot(): an UNUSED slot, now ASSIGNED (1-based)."""
+        slot = self._next_slot
+        for _ in range(self._layout.max_children):
+            slot = slot - 1 if slot > 1 else self._layout.max_children
+            offset = self._slot_offset(slot)
+            if self._memory[offset] == SlotState.UNUSED:
+                self._memory[offset] = SlotState.ASSIGNED
+                self._next_slot = slot
+                return slot
+        raise NoFreeSlot("no free slots in PMChildFlags array")
+
+    def release_slot(self, slot: int) -> bool:
+        """ReleasePostmasterChildSlot(): False if the child left it ACTIVE or WALSENDER,
+        i.e. it never cleaned up (the dead-man switch). The slot is UNUSED afterwards."""
+        offset = self._slot_offset(slot)
+        released = self._memory[offset] == SlotState.ASSIGNED
+        self._memory[offset] = SlotState.UNUSED
+        return released
+
+    def slot_state(self, slot: int) -> SlotState:
+        return SlotState(self._memory[self._slot_offset(slot)])
+
+    def mark_active(self, slot: int) -> None:
+        self._memory[self._slot_offset(slot)] = SlotState.ACTIVE
+
+    def mark_walsender(self, slot: int) -> None:
+        self._memory[self._slot_offset(slot)] = SlotState.WALSENDER
+
+    def mark_inactive(self, slot: int) -> None:
+        """Clean exit: back to ASSIGNED, so release_slot says the child cleaned up."""
+        self._memory[self._slot_offset(slot)] = SlotState.ASSIGNED
+
+    def walsender_slots(self) -> frozenset[int]:
+        start = self._layout.child_flags
+        states = self._memory[start : start + self._layout.max_children]
+        return frozenset(i + 1 for i, state in enumerate(states) if state == SlotState.WALSENDER)
+
+    # -- change-counted records ---------------------------------------------------------
+
+    def _write_record(self, offset: int, payload: bytes) -> None:
+        count = _U32.unpack_from(self._memory, offset)[0]
+        # Odd while writing. A count left odd by a writer that died moves on to the next odd.
+        writing = ((count + 1) | 1) & 0xFFFFFFFF
+        _U32.pack_into(self._memory, offset, writing)
+        start = offset + _COUNT_SIZE
+        self._memory[start : start + len(payload)] = payload
+        _U32.pack_into(self._memory, offset, (writing + 1) & 0xFFFFFFFF)
+
+    def _read_record(self, offset: int, size: int) -> bytes | None:
+        """A consistent copy, or None if a writer stopped half-way (it died mid-write)."""
+        start = offset + _COUNT_SIZE
+        deadline = None
+        while True:
+            before = _U32.unpack_from(self._memory, offset)[0]
+            if before % 2 == 0:
+                payload = self._memory[start : start + size]
+                if _U32.unpack_from(self._memory, offset)[0] == before:
+                    return payload
+            now = time.monotonic()
+            deadline = deadline or now + _READ_PATIENCE
+            if now >= deadline:
+                return None
+            os.sched_yield()
+
+    # -- backend activity ---------------------------------------------------------------
+
+    def aux_entry(self, kind: ChildKind) -> int:
+        """The activity entry of a special child kind (they hold no PMChildFlags slot)."""
+        return self._layout.max_children + 1 + AUX_KINDS.index(kind)
+
+    def _entry_offset(self, entry: int) -> int:
+        if not 1 <= entry <= self._layout.entries:
+            raise ValueError(f"activity entry {entry} is out of range 1..{self._layout.entries}")
+        return self._layout.activity + (entry - 1) * self._layout.row_size
+
+    def write_activity(self, entry: int, row: ActivityRow) -> None:
+        """Write a whole row (its owner, or the postmaster once the owner is dead)."""
+        self._write_record(self._entry_offset(entry), _pack_row(row))
+
+    def update_activity(self, entry: int, **changes: object) -> ActivityRow:
+        """pgstat_report_activity(): the owner changes some fields of its own row."""
+        current = self.read_activity(entry) or ActivityRow(pid=os.getpid(), backend_type="")
+        row = dataclasses.replace(current, **changes)
+        self.write_activity(entry, row)
+        return row
+
+    def clear_activity(self, entry: int) -> None:
+        self.write_activity(entry, ActivityRow(pid=0, backend_type=""))
+
+    def read_activity(self, entry: int) -> ActivityRow | None:
+        """The row, or None if the entry is empty (or its writer died mid-write)."""
+        raw = self._read_record(self._entry_offset(entry), _ACTIVITY.size)
+        if raw is None:
+            return None
+        row = _unpack_row(raw)
+        return row if row.pid != 0 else None
+
+    def activity(self) -> tuple[ActivityRow, ...]:
+        """Every occupied row, slot rows first: what pg_stat_activity would list."""
+        rows = (self.read_activity(entry) for entry in range(1, self._layout.entries + 1))
+        return tuple(row for row in rows if row is not None)
+
+    # -- counters -----------------------------------------------------------------------
+
+    def counters(self) -> Counters:
+        raw = self._read_record(self._layout.counters, _COUNTERS.size)
+        return _unpack_counters(raw) if raw is not None else Counters()
+
+    def update_counters(self, **values: object) -> Counters:
+        """Set some counters (e.g. ``replay_lsn=...``) in one consistent write."""
+        return self._change_counters(lambda current: dataclasses.replace(current, **values), values)
+
+    def add_counters(self, **deltas: int) -> Counters:
+        """Add to integer counters (e.g. ``checkpoints=1``), safe against other writers."""
+
+        def add(current: Counters) -> Counters:
+            return dataclasses.replace(
+                current, **{k: getattr(current, k) + v for k, v in deltas.items()}
+            )
+
+        return self._change_counters(add, deltas)
+
+    def _change_counters(self, change, names) -> Counters:  # type: ignore[no-untyped-def]
+        unknown = sorted(set(names) - _COUNTER_NAMES)
+        if unknown:
+            raise ValueError(f"unknown counter: {', '.join(unknown)}")
+        offset = self._layout.counters
+        # POSIX record locks belong to the process, so every process excludes the others.
+        fcntl.lockf(self._fd, fcntl.LOCK_EX, 1, offset)
+        try:
+            start = offset + _COUNT_SIZE
+            updated = change(_unpack_counters(self._memory[start : start + _COUNTERS.size]))
+            try:
+                payload = _pack_counters(updated)
+            except struct.error as error:
+                raise ValueError(f"bad counter value: {error}") from None
+            self._write_record(offset, payload)
+            return updated
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, offset)
