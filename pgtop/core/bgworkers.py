@@ -8,7 +8,7 @@ from .connections import can_accept_connections
 from .crash import handle_child_crash
 from .machine import Machine, child_exit_message
 from .state import BgWorker, Child
-from .vocabulary import CAC, BgWorkerStartTime, ChildKind, ExitStatus, LogLevel, PMState
+from .vocabulary import CAC, BgWorkerStartTime, ChildKind, ExitStatus, LogLevel, PMState, Sig
 
 MAX_BGWORKERS_TO_LAUNCH = 100
 
@@ -48,7 +48,8 @@ def maybe_start_bgworkers(m: Machine) -> None:
             continue  # ForgetBackgroundWorker
         if worker.crashed_at is not None:
             if worker.never_restart:
-                continue  # forgotten (its registrant would be told)
+                _notify_registrant(m, worker)  # forgotten: its registrant is told
+                continue
             if m.now - worker.crashed_at < worker.restart_time:
                 m.update(have_crashed_worker=True)
                 kept.append(worker)
@@ -90,9 +91,25 @@ def worker_fork_failed(m: Machine, child: Child) -> None:
     m.update(start_worker_needed=True)
 
 
+def _notify_registrant(m: Machine, worker: BgWorker) -> None:
+    """SIGUSR1 to bgw_notify_pid, the backend that registered the worker and waits on it."""
+    if worker.notify_pid is None:
+        return
+    registrant = m.find_pid(worker.notify_pid)
+    if registrant is not None:
+        m.signal_child(registrant, Sig.USR1)
+
+
 def forget_unstarted_background_workers(m: Machine) -> None:
-    """ForgetUnstartedBackgroundWorkers() (T3): drop pending workers whose registrant waits."""
-    m.set_bgworkers(w for w in m.s.bgworkers if w.child_id is not None or w.notify_pid is None)
+    """ForgetUnstartedBackgroundWorkers() (T3): drop pending workers whose registrant
+    waits for them, and tell it."""
+    kept = []
+    for worker in m.s.bgworkers:
+        if worker.child_id is None and worker.notify_pid is not None:
+            _notify_registrant(m, worker)
+        else:
+            kept.append(worker)
+    m.set_bgworkers(kept)
 
 
 def reset_background_worker_crash_times(m: Machine) -> None:
@@ -128,6 +145,7 @@ def cleanup_background_worker(
         m.record_exit(child, child.pid or 0, status, "crash, everyone restarts")
         handle_child_crash(m, child.pid or 0, status, name)
         return
+    _notify_registrant(m, worker)  # ReportBackgroundWorkerExit
     level = LogLevel.DEBUG1 if status.is_0 else LogLevel.LOG
     m.log(level, child_exit_message(name, child.pid or 0, status))
     if status.is_0:

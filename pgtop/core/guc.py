@@ -170,42 +170,54 @@ def apply_config_file(
     if error:
         return config, logs + [_contains_errors(path, at_startup, applied=False)]
 
-    # Phase 2: apply what can be applied, report what cannot.
+    # Phase 2: parameters no longer in the file go back to their defaults (table order).
     changes: dict[str, Any] = {}
     for field in _FIELDS:
-        current = getattr(config, field)
-        if field in known:
-            raw, _line, name = known[field]
-            try:
-                value = parse_value(field, raw)
-            except InvalidValue as bad:
-                logs.append(Log(LogLevel.LOG, bad.message, hint=bad.hint))
-                error = True
-                continue
-            shown = "" if raw is None else (format_value(field, raw) if isinstance(raw, bool) else str(raw))
-        else:
-            value, name, shown = default_of(field), guc_name(field), None
-        if value == current:
+        if field in known or getattr(config, field) == default_of(field):
             continue
-        if not at_startup and not context_of(field).reloadable:
-            logs.append(
-                Log(LogLevel.LOG, f'parameter "{name}" cannot be changed without restarting the server')
-            )
+        error |= _change(config, field, default_of(field), guc_name(field), None, at_startup, changes, logs)
+    # Phase 3: apply the file's values in the order they are written.
+    for field, (raw, _line, name) in known.items():
+        try:
+            value = parse_value(field, raw)
+        except InvalidValue as bad:
+            logs.append(Log(LogLevel.LOG, bad.message, hint=bad.hint))
             error = True
             continue
-        changes[field] = value
-        if at_startup:
-            continue
-        if shown is None:
-            logs.append(Log(LogLevel.LOG, f'parameter "{name}" removed from configuration file, reset to default'))
-        else:
-            logs.append(Log(LogLevel.LOG, f'parameter "{name}" changed to "{shown}"'))
+        shown = "" if raw is None else (format_value(field, raw) if isinstance(raw, bool) else str(raw))
+        error |= _change(config, field, value, name, shown, at_startup, changes, logs)
     new_config = replace(config, **changes) if changes else config
     if error:
         if at_startup:
             return config, logs + [_contains_errors(path, at_startup, applied=False)]
         logs.append(_contains_errors(path, at_startup, applied=True))
     return new_config, logs
+
+
+def _change(
+    config: Config,
+    field: str,
+    value: Any,
+    name: str,
+    shown: str | None,
+    at_startup: bool,
+    changes: dict[str, Any],
+    logs: list[Log],
+) -> bool:
+    """set_config_option() from the file: True if it was an error (a postmaster-context
+    parameter that cannot change now)."""
+    if value == getattr(config, field):
+        return False
+    if not at_startup and not context_of(field).reloadable:
+        logs.append(Log(LogLevel.LOG, f'parameter "{name}" cannot be changed without restarting the server'))
+        return True
+    changes[field] = value
+    if not at_startup:
+        if shown is None:
+            logs.append(Log(LogLevel.LOG, f'parameter "{name}" removed from configuration file, reset to default'))
+        else:
+            logs.append(Log(LogLevel.LOG, f'parameter "{name}" changed to "{shown}"'))
+    return False
 
 
 def _contains_errors(path: str, at_startup: bool, *, applied: bool) -> Log:

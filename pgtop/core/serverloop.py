@@ -47,8 +47,7 @@ def server_loop_body(m: Machine) -> None:
         and (s.config.autovacuum_active or m.s.start_autovac_launcher)
         and m.s.pm_state == PMState.RUN
     ):
-        m.spawn(ChildKind.AUTOVAC_LAUNCHER)
-        m.update(start_autovac_launcher=False)
+        m.spawn(ChildKind.AUTOVAC_LAUNCHER)  # ChildStarted clears start_autovac_launcher
     # 7. (14) The stats collector, throttled to one start a minute.
     if not m.running(ChildKind.STATS) and m.s.pm_state in STATS_STATES:
         pgstat_start(m)
@@ -121,8 +120,7 @@ def maybe_start_walreceiver(m: Machine) -> None:
         and m.s.pm_state in WALRECEIVER_STATES
         and m.s.shutdown <= Shutdown.SMART
     ):
-        m.spawn(ChildKind.WALRECEIVER)
-        m.update(walreceiver_requested=False)  # ForkFailed sets it again
+        m.spawn(ChildKind.WALRECEIVER)  # ChildStarted clears the request
 
 
 def start_autovacuum_worker(m: Machine) -> None:

@@ -31,7 +31,7 @@ from .reaper import reaper
 from .serverloop import autovac_worker_failed, server_loop_body
 from .signals import config_file_read, signal_received, sigusr1_handler
 from .state import State
-from .statemachine import exit_postmaster, shutdown_checkpointer_fork_failed
+from .statemachine import exit_postmaster, postmaster_state_machine, shutdown_checkpointer_fork_failed
 from .vocabulary import (
     FORK_NAME,
     ChildKind,
@@ -94,8 +94,14 @@ def _postmaster_main(m: Machine, event: PostmasterStarted) -> None:
 
 def _child_started(m: Machine, event: ChildStarted) -> None:
     child = m.children.get(event.child_id)
-    if child is not None:
-        m.set_child(replace(child, pid=event.pid, started_at=m.now))
+    if child is None:
+        return
+    m.set_child(replace(child, pid=event.pid, started_at=m.now))
+    # Requests are cleared only once the fork succeeded; a failed one stays pending.
+    if child.kind is ChildKind.AUTOVAC_LAUNCHER:
+        m.update(start_autovac_launcher=False)
+    elif child.kind is ChildKind.WALRECEIVER:
+        m.update(walreceiver_requested=False)
 
 
 def _fork_failed(m: Machine, event: ForkFailed) -> None:
@@ -111,10 +117,7 @@ def _fork_failed(m: Machine, event: ForkFailed) -> None:
         exit_postmaster(m, 1)  # fatal, at PostmasterMain and at crash reinit alike
     elif kind is ChildKind.CHECKPOINTER and m.s.pm_state == PMState.SHUTDOWN:
         shutdown_checkpointer_fork_failed(m)
-    elif kind is ChildKind.WALRECEIVER:
-        m.update(walreceiver_requested=True)  # the request stays pending
-    elif kind is ChildKind.AUTOVAC_LAUNCHER and not m.s.config.autovacuum_active:
-        m.update(start_autovac_launcher=True)  # it was a forced start; keep asking
+        postmaster_state_machine(m)  # T4c falls through to T6 and T7 in the same call
     elif kind is ChildKind.AUTOVAC_WORKER:
         autovac_worker_failed(m)
     elif kind is ChildKind.BGWORKER:
