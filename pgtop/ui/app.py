@@ -1,0 +1,305 @@
+"""The pgtop dashboard: renders snapshots from the supervisor, turns keys into commands."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer
+
+from pgtop.core.vocabulary import Shutdown
+from pgtop.runtime.snapshot import Controller, LogRecord, ShutdownMode, Snapshot
+from pgtop.ui.commands import PgtopCommands
+from pgtop.ui.control import ClusterCommands
+from pgtop.ui.messages import LogArrived, SnapshotArrived
+from pgtop.ui.rows import sigkill_countdown
+from pgtop.ui.themes import DEFAULT_THEME, load_themes
+from pgtop.ui.widgets.backends_table import BackendsTable
+from pgtop.ui.widgets.caption import Caption
+from pgtop.ui.widgets.children_table import ChildrenTable
+from pgtop.ui.widgets.cluster_facts import ClusterFacts
+from pgtop.ui.widgets.pmstate_banner import PMStateBanner
+from pgtop.ui.widgets.recovery_panel import RecoveryPanel
+from pgtop.ui.widgets.server_log import ServerLog
+from pgtop.ui.widgets.shutdown_ladder import ShutdownLadder
+from pgtop.ui.widgets.state_diagram import StateDiagram
+from pgtop.ui.widgets.status_line import StatusLine
+
+
+class PgtopApp(ClusterCommands, App[None]):
+    """The dashboard.
+
+    | Key | Description |
+    | :- | :- |
+    | r | Reload: SIGHUP to the postmaster. |
+    | s / f / i | Smart / fast / immediate shutdown. |
+    | S | Start the cluster again after it stopped. |
+    | k / t / q | SIGKILL / SIGTERM / SIGQUIT the selected child. |
+    | z / c | SIGSTOP / SIGCONT the selected child. |
+    | p | Promote the standby. |
+    | w | Toggle a small client load. |
+    | o | Open a client session. |
+    | T | Next theme. |
+    | x | Save an SVG screenshot. |
+    | ? | Help. |
+    | Q | Quit: fast shutdown, then leave once the cluster is down. |
+
+    The supervisor thread calls `post_snapshot` and `post_log`; both only post a message,
+    so they never block that thread. Snapshots coalesce; log records never do.
+    """
+
+    CSS_PATH = "app.tcss"
+    TITLE = "pgtop"
+    COMMANDS = App.COMMANDS | {PgtopCommands}
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "reload", "Reload", id="reload", tooltip="SIGHUP to the postmaster"),
+        Binding("s", "shutdown('smart')", "Smart", id="shutdown-smart", tooltip="Smart shutdown (SIGTERM)"),
+        Binding("f", "shutdown('fast')", "Fast", id="shutdown-fast", tooltip="Fast shutdown (SIGINT)"),
+        Binding("i", "shutdown('immediate')", "Immediate", id="shutdown-immediate", tooltip="Immediate shutdown (SIGQUIT)"),
+        Binding("S", "start", "Start", id="start", show=False, tooltip="Start the cluster again after it stopped"),
+        Binding("k", "signal_child('KILL')", "Kill", id="kill-child", tooltip="SIGKILL the selected child"),
+        Binding("t", "signal_child('TERM')", "Term", id="term-child", tooltip="SIGTERM the selected child"),
+        Binding("q", "signal_child('QUIT')", "Quit child", id="quit-child", tooltip="SIGQUIT the selected child"),
+        Binding("z", "signal_child('STOP')", "Freeze", id="stop-child", show=False, tooltip="SIGSTOP the selected child"),
+        Binding("c", "signal_child('CONT')", "Thaw", id="cont-child", show=False, tooltip="SIGCONT the selected child"),
+        Binding("p", "promote", "Promote", id="promote", show=False, tooltip="Promote the standby"),
+        Binding("w", "load_toggle", "Load", id="client-load", show=False, tooltip="Toggle a small client load"),
+        Binding("o", "open_session", "Session", id="open-session", show=False, tooltip="Open a client session"),
+        Binding("T", "cycle_theme", "Theme", id="cycle-theme", show=False, tooltip="Switch to the next theme"),
+        Binding("x", "screenshot", "Screenshot", id="screenshot", show=False, tooltip="Save an SVG screenshot"),
+        Binding("question_mark", "help", "Help", id="help", key_display="?", tooltip="Show every key"),
+        Binding("Q", "quit", "Quit", id="quit", tooltip="Fast shutdown, then leave"),
+    ]
+
+    def __init__(
+        self,
+        controller: Controller,
+        *,
+        confirm: bool = True,
+        readonly: bool = False,
+        theme: str | None = None,
+        title_note: str | None = None,
+        clock: Callable[[], float] = time.time,
+        screenshot_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.controller = controller
+        self.confirm = confirm
+        self.readonly = readonly
+        self.title_note = title_note
+        self.clock = clock
+        self.screenshot_dir = Path(screenshot_dir) if screenshot_dir is not None else Path.cwd()
+        self.snapshot: Snapshot | None = None
+        self.quitting = False
+        self.closing = False
+        self._sink_lock = threading.Lock()
+        self._sink_open = False
+        self._early_snapshot: Snapshot | None = None
+        self._early_logs: list[LogRecord] = []
+        for pgtop_theme in load_themes():
+            self.register_theme(pgtop_theme)
+        self.theme = self._choose_theme(theme)
+
+    def _choose_theme(self, theme: str | None) -> str:
+        if theme is None:
+            return DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
+        if theme not in self.available_themes:
+            raise ValueError(f"unknown theme {theme!r}; choose one of: {', '.join(self.theme_names())}")
+        return theme
+
+    # -- the sink the supervisor thread calls -----------------------------------------
+
+    def post_snapshot(self, snapshot: Snapshot) -> None:
+        """Thread-safe: show this snapshot (a newer one may replace it before it is drawn)."""
+        with self._sink_lock:
+            if not self._sink_open:
+                self._early_snapshot = snapshot
+                return
+        self.post_message(SnapshotArrived(snapshot))
+
+    def post_log(self, record: LogRecord) -> None:
+        """Thread-safe: append this record to the server log; records are never dropped."""
+        with self._sink_lock:
+            if not self._sink_open:
+                self._early_logs.append(record)
+                return
+        self.post_message(LogArrived(record))
+
+    # -- layout ----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield StatusLine()
+        with Horizontal(id="overview"):
+            with Vertical(id="headline"):
+                yield PMStateBanner()
+                yield ShutdownLadder()
+            with Vertical(id="flags"):
+                yield ClusterFacts()
+                yield RecoveryPanel()
+            yield StateDiagram()
+        yield ChildrenTable(id="children")
+        with Horizontal(id="activity"):
+            yield BackendsTable(id="backends")
+            yield ServerLog()
+        yield Caption()
+        yield Footer()
+
+    def on_mount(self) -> None:
+        status = self.query_one(StatusLine)
+        status.confirm = self.confirm
+        status.readonly = self.readonly
+        status.note = self.title_note
+        if self.title_note:
+            self.query_one(Caption).say(self.title_note)
+        self.query_one("#children").border_title = "children"
+        self.query_one("#backends").border_title = "backends"
+        self.query_one(ChildrenTable).focus()
+        self.set_interval(1.0, self._tick)
+        with self._sink_lock:
+            self._sink_open = True
+            for record in self._early_logs:
+                self.post_message(LogArrived(record))
+            if self._early_snapshot is not None:
+                self.post_message(SnapshotArrived(self._early_snapshot))
+            self._early_logs.clear()
+            self._early_snapshot = None
+
+    # -- snapshots and log records ---------------------------------------------------------
+
+    def on_snapshot_arrived(self, message: SnapshotArrived) -> None:
+        self.apply_snapshot(message.snapshot)
+
+    def on_log_arrived(self, message: LogArrived) -> None:
+        self.query_one(ServerLog).append(message.record)
+
+    def apply_snapshot(self, snapshot: Snapshot) -> None:
+        """Bring every widget up to this snapshot."""
+        self.snapshot = snapshot
+        state = snapshot.state
+        now = self.clock()
+        stopped = state.exit_code is not None
+        banner = self.query_one(PMStateBanner)
+        banner.pm_state = state.pm_state
+        banner.fatal_error = state.fatal_error
+        banner.stopped = stopped
+        diagram = self.query_one(StateDiagram)
+        diagram.pm_state = state.pm_state
+        diagram.last_transition = state.last_transition
+        self.query_one(ShutdownLadder).level = state.shutdown
+        facts = self.query_one(ClusterFacts)
+        facts.fatal_error = state.fatal_error
+        facts.conns_allowed = state.conns_allowed
+        facts.startup_status = state.startup_status
+        facts.postmaster_pid = snapshot.postmaster_pid
+        facts.child_count = len(state.children)
+        facts.exit_code = state.exit_code
+        self.query_one(RecoveryPanel).progress = snapshot.recovery
+        status = self.query_one(StatusLine)
+        status.data_dir = snapshot.data_dir
+        status.port = snapshot.port
+        self.query_one(ChildrenTable).apply(snapshot, now)
+        self.query_one(BackendsTable).apply(snapshot)
+        self._show_clock(now)
+        if self.quitting and stopped:
+            self.finish_quit()
+
+    def _tick(self) -> None:
+        now = self.clock()
+        self._show_clock(now)
+        if self.snapshot is not None:
+            self.query_one(ChildrenTable).tick(self.snapshot.state, now)
+
+    def _show_clock(self, now: float) -> None:
+        """Uptime and the SIGKILL countdown: the only texts that change between snapshots."""
+        if self.snapshot is None:
+            return
+        state = self.snapshot.state
+        running = state.exit_code is None and state.started_at
+        self.query_one(ClusterFacts).uptime = now - state.started_at if running else None
+        self.query_one(ShutdownLadder).sigkill_in = sigkill_countdown(state, now)
+
+    # -- messages to the user ----------------------------------------------------------------
+
+    def say(self, message: str, severity: str = "information") -> None:
+        """Show a one-line message in the caption line; warnings and errors also pop up."""
+        self.query_one(Caption).say(message, severity)
+        if severity != "information":
+            self.notify(message, severity=severity, markup=False)
+
+    # -- keys that only touch the dashboard ------------------------------------------------
+
+    def action_cycle_theme(self) -> None:
+        names = self.theme_names()
+        index = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(index + 1) % len(names)]
+        self.say(f"theme: {self.theme}")
+
+    def theme_names(self) -> list[str]:
+        """pgtop's own themes first, then Textual's built-in ones."""
+        names = sorted(self.available_themes, key=lambda name: (name != DEFAULT_THEME, name))
+        return sorted(names, key=lambda name: not name.startswith("pgtop-"))
+
+    def action_screenshot(self) -> None:
+        try:
+            path = self.save_screenshot(path=str(self.screenshot_dir))
+        except OSError as error:
+            self.say(f"screenshot not saved: {error.strerror}: {self.screenshot_dir}", "error")
+            return
+        self.say(f"screenshot saved to {path}")
+
+    def action_help(self) -> None:
+        from pgtop.ui.screens.help_screen import HelpScreen
+
+        self.push_screen(HelpScreen(self.key_table()))
+
+    def key_table(self) -> list[tuple[str, str]]:
+        """(key as shown, what it does) for every dashboard binding, as currently mapped."""
+        return [(self.key_of(binding), binding.tooltip or binding.description) for binding in self.BINDINGS]
+
+    def key_of(self, binding: Binding) -> str:
+        """The key that runs this binding now, after any keymap, as the footer shows it."""
+        key = self._keymap.get(binding.id, binding.key)  # Textual keeps the keymap private
+        return self.get_key_display(dataclasses.replace(binding, key=key.split(",")[0].strip()))
+
+    # -- quitting --------------------------------------------------------------------------
+
+    def action_quit(self) -> None:
+        state = self.snapshot.state if self.snapshot is not None else None
+        if self.readonly or state is None or state.exit_code is not None or self.quitting:
+            self.finish_quit()
+            return
+        question = (
+            f"Stop the cluster with a fast shutdown (SIGINT to postmaster PID "
+            f"{self.snapshot.postmaster_pid}) and quit?"
+        )
+        self.ask(question, "Shut down and quit", self._begin_quit)
+
+    def _begin_quit(self) -> None:
+        self.quitting = True
+        if self.snapshot.state.shutdown >= Shutdown.FAST:
+            self.say("quitting once the cluster is down (Q again to leave now)")
+        elif self.send("", lambda: self.controller.shutdown(ShutdownMode.FAST)):
+            self.say("fast shutdown requested: quitting once the cluster is down (Q again to leave now)")
+
+    def finish_quit(self) -> None:
+        """Leave: close the controller first if it has a `close()`."""
+        close = getattr(self.controller, "close", None)
+        if close is None or self.readonly:
+            self.exit()
+        elif not self.closing:
+            self.closing = True
+            self.say("waiting for the cluster to stop")
+            self.run_worker(self._close_then_exit(close), group="quit")
+
+    async def _close_then_exit(self, close: Callable[[], object]) -> None:
+        await asyncio.to_thread(close)
+        self.exit()

@@ -1,0 +1,41 @@
+"""Fixtures for the dashboard tests: UTC, a frozen clock, a recording controller, an app maker."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from ui_pilot import Clock
+
+from pgtop.ui import fake
+from pgtop.ui.app import PgtopApp
+
+
+@pytest.fixture(autouse=True)
+def utc(monkeypatch):
+    """Start times are shown in local time; pin it so screenshots match everywhere."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def controller() -> fake.FakeController:
+    return fake.FakeController()
+
+
+@pytest.fixture
+def make_app(controller, clock, tmp_path):
+    def make(**options) -> PgtopApp:
+        options.setdefault("clock", clock)
+        options.setdefault("screenshot_dir", tmp_path)
+        return PgtopApp(options.pop("controller", controller), **options)
+
+    return make

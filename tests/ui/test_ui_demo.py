@@ -1,0 +1,45 @@
+"""The demo cluster behind `python -m pgtop.ui.fake`, driven through the dashboard."""
+
+from __future__ import annotations
+
+from ui_pilot import drive, wait_for
+
+from pgtop.ui.app import PgtopApp
+from pgtop.ui.fake_cluster import FakeCluster
+from pgtop.ui.widgets.children_table import ChildrenTable
+from pgtop.ui.widgets.pmstate_banner import PMStateBanner
+from pgtop.ui.widgets.server_log import ServerLog
+
+
+def test_kill_a_walwriter_watch_the_crash_cycle_then_quit():
+    cluster = FakeCluster(pace=0.2)
+    app = PgtopApp(cluster, title_note="demo")
+    cluster.sink = app
+
+    def banner() -> str:
+        return str(app.query_one(PMStateBanner).render())
+
+    def walwriter() -> list[str]:
+        table = app.query_one(ChildrenTable)
+        rows = [table.get_row(key) for key in table.rows]
+        return next((cells for cells in rows if cells[0] == "walwriter" and cells[2] == "running"), [])
+
+    async def scenario(pilot):
+        cluster.run()
+        await wait_for(pilot, lambda: banner().startswith("PM_RUN") and walwriter())
+        old_pid = walwriter()[1]
+        log = app.query_one(ServerLog)
+        await pilot.press("down", "down", "k", "y")
+        await wait_for(pilot, lambda: banner().startswith("PM_RUN") and walwriter() and walwriter()[1] != old_pid)
+        assert any(line.endswith("terminating any other active server processes") for line in log.lines)
+        cells = walwriter()
+        assert cells[1] != old_pid and cells[4] == "1" and cells[5] == "SIGKILL"
+        assert cells[9].startswith(f"{old_pid} → {cells[1]}, crash, everyone restarts, back in ")
+        await pilot.press("Q", "y")
+        await wait_for(pilot, lambda: not app.is_running)
+
+    try:
+        drive(app, scenario)
+    finally:
+        cluster.close()
+    assert not cluster.thread.is_alive()
