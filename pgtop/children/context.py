@@ -220,6 +220,7 @@ class ChildContext:
             signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
         for signum in signals:
             signal.signal(signum, self._handler(signal.Signals(signum), callback))
+        self.unblock(*signals)
 
     def _handler(
         self, signum: signal.Signals, callback: Callable[[signal.Signals], None] | None
@@ -243,10 +244,18 @@ class ChildContext:
                 os._exit(2)
 
         signal.signal(signal.SIGQUIT, quickdie)
+        self.unblock(signal.SIGQUIT)
 
     def ignore(self, *signals: signal.Signals) -> None:
         for signum in signals:
             signal.signal(signum, signal.SIG_IGN)
+        self.unblock(*signals)
+
+    @staticmethod
+    def unblock(*signals: signal.Signals) -> None:
+        """Children are born with the postmaster's signals blocked; each is let in once
+        the child has decided what to do with it (a pending one is delivered now)."""
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
 
     def take_signals(self) -> frozenset[signal.Signals]:
         """The signals noted since the last wait, cleared."""

@@ -285,16 +285,25 @@ def serve(config: dict) -> None:
             os._exit(0)  # the postmaster went away while we forked
 
 
+# Blocked in the server, so every child is born with them blocked and unblocks each one
+# once it has a handler for it (ChildContext.handle/ignore), as PostgreSQL's children start
+# with BlockSig: a SIGHUP or SIGTERM in a child's first milliseconds waits instead of
+# killing it (which the reaper would take for a crash).
+BLOCKED_UNTIL_HANDLED = frozenset(
+    {signal.SIGHUP, signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2}
+)
+
+
 def reset_signals() -> None:
-    """Default dispositions and an empty mask, for the server and so for every child: the
-    postmaster's blocked set and ignored signals survive exec. SIGPIPE and SIGXFSZ stay
-    ignored, as in any Python program (and in PostgreSQL's children)."""
+    """Default dispositions, for the server and so for every child (the postmaster's
+    ignored signals survive exec), and the mask above. SIGPIPE and SIGXFSZ stay ignored,
+    as in any Python program (and in PostgreSQL's children)."""
     for signum in signal.valid_signals():
         if signum in (signal.SIGKILL, signal.SIGSTOP, signal.SIGPIPE, signal.SIGXFSZ):
             continue
         if signal.getsignal(signum) not in (signal.SIG_DFL, None):
             signal.signal(signum, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    signal.pthread_sigmask(signal.SIG_SETMASK, BLOCKED_UNTIL_HANDLED)
 
 
 def resolve_program(kind: str) -> Callable[..., int]:

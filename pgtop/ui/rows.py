@@ -238,12 +238,21 @@ def throttled_rows(state: State, now: float) -> list[ChildRow]:
     return rows
 
 
+# pg_stat_activity also lists the auxiliary processes; the backends pane is for sessions.
+SESSION_TYPES = frozenset({"client backend", "walsender", "autovacuum worker"})
+
+
+def is_session(activity: BackendActivity) -> bool:
+    return activity.backend_type in SESSION_TYPES
+
+
 def backend_cells(activity: BackendActivity, at: float) -> tuple[str, ...]:
+    since = duration(max(0.0, at - activity.state_change)) if activity.state_change else ""
     return (
         str(activity.pid),
         escape(activity.user),
         escape(activity.state),
-        duration(max(0.0, at - activity.state_change)),
+        since,
         escape(" ".join(activity.query.split())),
     )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pgtop.runtime.snapshot import Snapshot
-from pgtop.ui.rows import BACKEND_COLUMNS, backend_cells
+from pgtop.ui.rows import BACKEND_COLUMNS, backend_cells, is_session
 from pgtop.ui.widgets.keyed_table import KeyedTable
 
 
@@ -14,4 +14,4 @@ class BackendsTable(KeyedTable):
 
     def apply(self, snapshot: Snapshot) -> None:
         """Show this snapshot's backend activity."""
-        self.sync({str(a.pid): backend_cells(a, snapshot.at) for a in snapshot.activity})
+        self.sync({str(a.pid): backend_cells(a, snapshot.at) for a in snapshot.activity if is_session(a)})

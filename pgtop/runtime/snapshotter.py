@@ -1,0 +1,147 @@
+"""Builds the snapshots viewers see and hands them to every subscriber.
+
+A snapshot is published after every ServerLoop wakeup that changed something; subscribers
+(the dashboard, the control socket) get the newest one. psutil figures (CPU%, RSS) are
+sampled once a second by a small thread, and only while a viewer asked for them
+(`start_sampling`), so an idle `pgtop run` stays idle.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import psutil
+
+from pgtop.runtime.shmem import format_lsn
+from pgtop.runtime.snapshot import (
+    BackendActivity,
+    ProcessStats,
+    RecoveryProgress,
+    Snapshot,
+)
+
+if TYPE_CHECKING:
+    from pgtop.runtime.supervisor import Supervisor
+
+SnapshotSink = Callable[[Snapshot], None]
+STATS_INTERVAL = 1.0
+
+
+class Snapshotter:
+    def __init__(self, supervisor: Supervisor) -> None:
+        self._supervisor = supervisor
+        self._sinks: list[SnapshotSink] = []
+        self._lock = threading.Lock()
+        self.latest: Snapshot | None = None
+        self.want_stats = False
+        self._processes: dict[int, psutil.Process] = {}
+        self._stats: dict[int, ProcessStats] = {}
+        self._stats_at = 0.0
+        self._published_state: object = None
+        self._publish_lock = threading.Lock()  # the loop and the sampler both publish
+        self._sampler: threading.Thread | None = None
+
+    def subscribe(self, sink: SnapshotSink) -> None:
+        with self._lock:
+            self._sinks.append(sink)
+        if self.latest is not None:
+            sink(self.latest)
+
+    def unsubscribe(self, sink: SnapshotSink) -> None:
+        with self._lock:
+            if sink in self._sinks:
+                self._sinks.remove(sink)
+
+    def start_sampling(self) -> None:
+        """Refresh CPU% and RSS once a second until the postmaster exits."""
+        self.want_stats = True
+        if self._sampler is None:
+            self._sampler = threading.Thread(target=self._sample_loop, name="pgtop-stats", daemon=True)
+            self._sampler.start()
+
+    def _sample_loop(self) -> None:
+        while not self._supervisor.finished.wait(STATS_INTERVAL):
+            self.publish(force=True)
+
+    def publish(self, *, force: bool = False) -> None:
+        """Build and hand out a snapshot if the state changed (or stats are due)."""
+        with self._publish_lock:
+            self._publish(force)
+
+    def _publish(self, force: bool) -> None:
+        supervisor = self._supervisor
+        state = supervisor.state
+        if state is None:
+            return
+        now = time.time()
+        stats_due = self.want_stats and now - self._stats_at >= STATS_INTERVAL
+        if state is self._published_state and not stats_due and not force and supervisor.exit_code is None:
+            return
+        self._published_state = state
+        if stats_due:
+            self._sample_stats(state, now)
+        snapshot = Snapshot(
+            state=state,
+            postmaster_pid=supervisor.pid,
+            data_dir=str(supervisor.datadir),
+            port=supervisor.config.port,
+            at=now,
+            stats=dict(self._stats),
+            activity=self._activity(),
+            recovery=self._recovery(),
+        )
+        self.latest = snapshot
+        with self._lock:
+            sinks = list(self._sinks)
+        for sink in sinks:
+            sink(snapshot)
+
+    def _activity(self) -> tuple[BackendActivity, ...]:
+        segment = self._supervisor.segment
+        if segment is None:
+            return ()
+        try:
+            return tuple(row.as_backend_activity() for row in segment.activity())
+        except (ValueError, OSError):  # the segment is being replaced (crash reinit)
+            return ()
+
+    def _recovery(self) -> RecoveryProgress | None:
+        segment = self._supervisor.segment
+        if segment is None:
+            return None
+        try:
+            counters = segment.counters()
+        except (ValueError, OSError):
+            return None
+        if not counters.replaying:
+            return None
+        return RecoveryProgress(
+            redo_start=format_lsn(counters.redo_start_lsn),
+            replayed=format_lsn(counters.replay_lsn),
+            end=format_lsn(counters.recovery_end_lsn),
+            records_done=counters.records_replayed,
+            records_total=counters.records_total,
+        )
+
+    def _sample_stats(self, state: object, now: float) -> None:
+        self._stats_at = now
+        pids = {self._supervisor.pid}
+        for child in self._supervisor.state.children.values():  # type: ignore[union-attr]
+            if child.pid is not None:
+                pids.add(child.pid)
+        for gone in set(self._processes) - pids:
+            del self._processes[gone]
+        stats: dict[int, ProcessStats] = {}
+        for pid in pids:
+            process = self._processes.get(pid)
+            try:
+                if process is None:
+                    process = self._processes[pid] = psutil.Process(pid)
+                with process.oneshot():
+                    stats[pid] = ProcessStats(process.cpu_percent(None), process.memory_info().rss)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                self._processes.pop(pid, None)
+        self._stats = stats

@@ -1,0 +1,176 @@
+"""The core's scenarios replayed for real: `pgtop run` on a temporary data directory, faults
+injected with real signals, and the log, the PIDs, the pid file and the exit code checked."""
+
+from __future__ import annotations
+
+import signal
+
+import psutil
+import pytest
+
+READY = "database system is ready to accept connections"
+AUX = ("checkpointer", "background writer", "walwriter", "autovacuum launcher", "stats collector")
+
+
+def _titles(pid: int) -> set[str]:
+    titles = set()
+    for proc in psutil.Process(pid).children():
+        try:
+            titles.add(" ".join(proc.cmdline()).strip())
+        except psutil.NoSuchProcess:
+            pass
+    return titles
+
+
+def test_cold_start_logs_like_postgresql_and_shows_titles(make_cluster) -> None:
+    cluster = make_cluster().start()
+    messages = cluster.messages()
+    assert messages[0].startswith("LOG:  starting PostgreSQL 14.13 (pgtop ")
+    assert "LOG:  listening on IPv4 address \"127.0.0.1\", port %d" % cluster.port in messages
+    assert f'LOG:  listening on Unix socket "{cluster.socket_dir}/.s.PGSQL.{cluster.port}"' in messages
+    ready = messages.index(f"LOG:  {READY}")
+    assert any(m.startswith("LOG:  database system was shut down at ") for m in messages[:ready])
+    assert cluster.pid_status() == "ready"
+    titles = _titles(cluster.pid)
+    for name in AUX + ("logical replication launcher",):
+        assert f"pgtop: {name}" in titles
+    status = cluster.status()
+    assert status["pm_state"] == "PM_RUN" and status["shutdown"] == "NoShutdown"
+
+
+def test_sigterm_of_the_walwriter_restarts_only_the_walwriter(make_cluster) -> None:
+    cluster = make_cluster().start()
+    before = cluster.children()
+    old = cluster.kill_child("walwriter", signal.SIGTERM)
+    status = cluster.wait_for(lambda s: cluster.children(s).get("walwriter") not in (None, old))
+    after = cluster.children(status)
+    assert {k: v for k, v in after.items() if k != "walwriter"} == {k: v for k, v in before.items() if k != "walwriter"}
+    walwriter = next(c for c in status["children"] if c["name"] == "walwriter")
+    assert walwriter["previous_pid"] == old and walwriter["last_exit"] == "exit 0" and walwriter["restarts"] == 1
+    assert not any("terminating any other active server processes" in m for m in cluster.messages())
+
+
+@pytest.mark.parametrize(
+    ("name", "exit_name"),
+    [("checkpointer", "checkpointer process"), ("background writer", "background writer process")],
+)
+def test_kill_9_of_an_auxiliary_process_runs_the_crash_cycle(make_cluster, name: str, exit_name: str) -> None:
+    cluster = make_cluster().start()
+    before = cluster.children()
+    start = len(cluster.lines)
+    pid = cluster.kill_child(name, signal.SIGKILL)
+    crash = cluster.wait_for_log(rf"{exit_name} \(PID {pid}\) was terminated by signal 9: Killed", after=start)
+    cluster.wait_for_log("terminating any other active server processes", after=crash)
+    reinit = cluster.wait_for_log("all server processes terminated; reinitializing", after=crash)
+    cluster.wait_for_log("database system was interrupted; last known up at", after=reinit)
+    cluster.wait_for_log(READY, after=reinit)
+    status = cluster.wait_for(lambda s: s["pm_state"] == "PM_RUN" and all(c["pid"] for c in s["children"]))
+    after = cluster.children(status)
+    assert set(after) == set(before)
+    assert all(after[key] != before[key] for key in before), "every child has a new PID"
+    assert cluster.pid_status() == "ready", "postmaster.pid keeps saying ready through the cycle"
+
+
+@pytest.mark.parametrize(("sig", "name"), [(signal.SIGTERM, "smart"), (signal.SIGINT, "fast"), (signal.SIGQUIT, "immediate")])
+def test_each_shutdown_mode_exits_0_and_leaves_nothing(make_cluster, sig: int, name: str) -> None:
+    cluster = make_cluster().start()
+    children = list(cluster.children().values())
+    cluster.signal(sig)
+    assert cluster.exit_code() == 0
+    messages = cluster.messages()
+    assert f"LOG:  received {name} shutdown request" in messages
+    assert messages[-1] == "LOG:  database system is shut down"
+    if name != "immediate":
+        assert "LOG:  shutting down" in messages  # the checkpointer's shutdown checkpoint
+    assert not (cluster.datadir / "postmaster.pid").exists()
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in children)
+
+
+def test_immediate_shutdown_logs_nothing_else(make_cluster) -> None:
+    cluster = make_cluster().start()
+    start = len(cluster.lines)
+    cluster.signal(signal.SIGQUIT)
+    assert cluster.exit_code() == 0
+    assert cluster.messages()[start:] == [
+        "LOG:  received immediate shutdown request",
+        "LOG:  database system is shut down",
+    ]
+
+
+def test_restart_after_crash_off_exits_1(make_cluster) -> None:
+    cluster = make_cluster(restart_after_crash=False).start()
+    cluster.kill_child("walwriter", signal.SIGKILL)
+    assert cluster.exit_code() == 1
+    messages = cluster.messages()
+    assert "LOG:  shutting down because restart_after_crash is off" in messages
+    assert messages[-1] == "LOG:  database system is shut down"
+
+
+def test_sigkill_escalation_for_a_stopped_child(make_cluster) -> None:
+    cluster = make_cluster().start()
+    start = len(cluster.lines)
+    stopped = cluster.kill_child("background writer", signal.SIGSTOP)
+    cluster.kill_child("walwriter", signal.SIGKILL)
+    quit_at = cluster.wait_for_log("terminating any other active server processes", after=start)
+    kill_at = cluster.wait_for_log("issuing SIGKILL to recalcitrant children", after=quit_at, timeout=15)
+    cluster.wait_for_log("all server processes terminated; reinitializing", after=kill_at)
+    cluster.wait_for_log(READY, after=kill_at)
+    assert not psutil.pid_exists(stopped) or psutil.Process(stopped).status() == psutil.STATUS_ZOMBIE
+
+
+def test_second_postmaster_on_the_same_directory_is_refused(make_cluster) -> None:
+    import subprocess
+    import sys
+
+    cluster = make_cluster().start()
+    second = subprocess.run(
+        [sys.executable, "-m", "pgtop", "run", "-D", str(cluster.datadir)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert second.returncode == 1
+    assert 'FATAL:  lock file "postmaster.pid" already exists' in second.stderr
+    assert f"HINT:  Is another postmaster (PID {cluster.pid}) running in data directory" in second.stderr
+    assert cluster.status()["pm_state"] == "PM_RUN", "the running one is untouched"
+
+
+def test_sigkill_of_pgtop_takes_every_child_with_it(make_cluster) -> None:
+    cluster = make_cluster().start()
+    children = list(cluster.children().values())
+    cluster.signal(signal.SIGKILL)
+    cluster.exit_code()
+    deadline_check = psutil.wait_procs([psutil.Process(p) for p in children if psutil.pid_exists(p)], timeout=5)
+    assert deadline_check[1] == [], "children outlived the postmaster"
+
+
+def test_reload_logs_changes_and_refuses_postmaster_parameters(make_cluster) -> None:
+    cluster = make_cluster().start()
+    start = len(cluster.lines)
+    cluster.configure(checkpoint_timeout="10min", max_connections=50)
+    cluster.signal(signal.SIGHUP)
+    end = cluster.wait_for_log("contains errors; unaffected changes were applied", after=start)
+    assert cluster.messages()[start : end + 1] == [
+        "LOG:  received SIGHUP, reloading configuration files",
+        'LOG:  parameter "checkpoint_timeout" changed to "10min"',
+        'LOG:  parameter "max_connections" cannot be changed without restarting the server',
+        f'LOG:  configuration file "{cluster.datadir}/pgtop.yaml" contains errors; unaffected changes were applied',
+    ]
+
+
+def test_a_broken_config_file_on_reload_keeps_the_running_values(make_cluster) -> None:
+    cluster = make_cluster().start()
+    start = len(cluster.lines)
+    (cluster.datadir / "pgtop.yaml").write_text("checkpoint_timeout: [unclosed\n")
+    cluster.signal(signal.SIGHUP)
+    cluster.wait_for_log("contains errors; no changes were applied", after=start)
+    assert cluster.status()["pm_state"] == "PM_RUN"
+
+
+def test_a_broken_config_file_at_start_is_a_one_line_error(make_cluster) -> None:
+    cluster = make_cluster()
+    (cluster.datadir / "pgtop.yaml").write_text("port: [unclosed\n")
+    cluster.start(wait_ready=False)
+    assert cluster.exit_code() == 1
+    assert cluster.messages()[-1].startswith('FATAL:  configuration file "')
+    assert not (cluster.datadir / "postmaster.pid").exists()

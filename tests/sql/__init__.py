@@ -1,0 +1,1 @@
+"""Tests of pgtop.sql: the engine driven one statement at a time, and fuzzed input."""

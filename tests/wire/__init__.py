@@ -1,0 +1,1 @@
+"""Tests of pgtop.wire: raw sockets, psycopg, psql and pgbench against a threaded test server."""
