@@ -127,6 +127,11 @@ def _serve(ctx: ChildContext, sock: socket.socket, stream: MessageStream, startu
     denied = _authenticate(ctx, startup, host)
     if denied is not None:
         return _fatal(ctx, sock, denied)
+    if startup.replication:
+        # A walsender starts as a normal backend and becomes one here (spec §2.1).
+        from pgtop.children.walsender import run_walsender
+
+        return run_walsender(ctx, sock, stream, startup)
     # CAC_SUPERUSER (14, smart shutdown during an exclusive backup) would refuse
     # non-superusers here; pgtop has no roles and every user is a superuser, so it passes.
     return _run_session(ctx, sock, stream, startup, remote)
