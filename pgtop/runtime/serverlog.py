@@ -45,7 +45,12 @@ def parse_line(text: str) -> LogRecord:
 
 
 class ServerLog:
-    """Writes the postmaster's lines, relays the children's, and feeds the viewers."""
+    """Writes the postmaster's lines, relays the children's, and feeds the viewers.
+
+    With logging_collector on, output goes to the logger's pipe instead of stderr once the
+    first logger runs, as PostgreSQL redirects its stderr; lines wait in a backlog while no
+    logger reads (a dead logger loses nothing: its successor gets them).
+    """
 
     def __init__(self, config: Config, pid: int, *, stderr_fd: int | None = 2) -> None:
         self.config = config
@@ -53,6 +58,29 @@ class ServerLog:
         self.stderr_fd = stderr_fd
         self.sinks: list[LogSink] = []
         self._partial = b""
+        self.collector_fd: int | None = None
+        self.backlog = bytearray()
+
+    def redirect_to_collector(self, fd: int) -> None:
+        """SysLogger_Start()'s redirection, done once, when the first logger starts."""
+        if self.collector_fd is not None:
+            return
+        self.write(LogLevel.LOG, "redirecting log output to logging collector process",
+                   hint=f'Future log output will appear in directory "{self.config.log_directory}".')
+        self.collector_fd = fd
+
+    def flush_backlog(self) -> bool:
+        """Write what the logger's pipe takes now; True while something is left."""
+        if self.collector_fd is None or not self.backlog:
+            return False
+        try:
+            written = os.write(self.collector_fd, self.backlog)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return True  # no logger right now: keep the lines for the next one
+        del self.backlog[:written]
+        return bool(self.backlog)
 
     def postmaster(self, action: Log) -> None:
         """One of the postmaster's own lines, if log_min_messages lets it through."""
@@ -116,9 +144,13 @@ class ServerLog:
                     sink(record)
 
     def _output(self, text: str) -> None:
+        payload = (text + "\n").encode("utf-8", "replace")
+        if self.collector_fd is not None:
+            self.backlog += payload
+            self.flush_backlog()
+            return
         if self.stderr_fd is None:
             return
-        payload = (text + "\n").encode("utf-8", "replace")
         try:
             while payload:
                 written = os.write(self.stderr_fd, payload)

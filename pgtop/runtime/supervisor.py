@@ -70,6 +70,7 @@ from pgtop.runtime.snapshotter import Snapshotter
 
 VERSION_STRING = "PostgreSQL 14.13 (pgtop {version}) on {machine}-pc-linux-gnu, 64-bit"
 REAP_LEFTOVERS_SECS = 5.0
+COLLECTOR_DRAIN_SECS = 2.0
 
 
 class StartupError(Exception):
@@ -124,6 +125,8 @@ class Supervisor:
         self._connections: dict[int, socket.socket] = {}
         self._next_connection = 1
         self._log_read = self._log_write = -1
+        self._collector_read = self._collector_write = -1  # the logger's pipe (logging_collector)
+        self._collector_registered = False
         self.start_time = 0.0
         self.finished = threading.Event()
         self._control = ControlServer(self)
@@ -157,6 +160,9 @@ class Supervisor:
             pidfile.write_opts(self.datadir, self.argv)
             self._log_read, self._log_write = os.pipe2(os.O_CLOEXEC)
             os.set_blocking(self._log_read, False)
+            if self.config.logging_collector:
+                self._collector_read, self._collector_write = os.pipe2(os.O_CLOEXEC)
+                os.set_blocking(self._collector_write, False)
             self._forkserver = ForkServer.start(PRELOAD)
         except SpawnFailed as error:
             self._release_resources()
@@ -210,6 +216,8 @@ class Supervisor:
                         _drain(self._wake_read)
                     elif tag == "log":
                         self._relay_log()
+                    elif tag == "collector":
+                        self.log.flush_backlog()
                     elif tag == "listen":
                         readable_listeners.append(key.fileobj)  # type: ignore[arg-type]
                     else:
@@ -225,6 +233,7 @@ class Supervisor:
                 if not woke and self.exit_code is None:
                     self._feed(Tick())
                 if self.exit_code is None:
+                    self._sync_collector()
                     self.snapshots.publish()
         except Exception as error:  # a bug here must not leave children behind
             self.log.write(LogLevel.LOG, f"select() failed in postmaster: {error}")
@@ -322,6 +331,8 @@ class Supervisor:
     def _spawn(self, action: Spawn) -> Event:
         assert self._forkserver is not None and self.state is not None
         fds = {"log": self._log_write}
+        if action.kind is ChildKind.SYSLOGGER and self._collector_read >= 0:
+            fds["logpipe"] = self._collector_read
         if self._segment is not None:
             fds["shmem"] = self._segment.fd
         client = self._connections.pop(action.connection_id, None) if action.connection_id else None
@@ -348,6 +359,8 @@ class Supervisor:
             self._slots[action.child_id] = slot
         self._pidfds[pid] = self._watcher.watch(pid)
         self._selector.register(self._pidfds[pid], selectors.EVENT_READ, pid)
+        if action.kind is ChildKind.SYSLOGGER and self._collector_write >= 0:
+            self.log.redirect_to_collector(self._collector_write)
         return ChildStarted(action.child_id, pid)
 
     def _signal(self, action: SignalChild) -> None:
@@ -429,6 +442,16 @@ class Supervisor:
                 self._selector.unregister(sock)
         self._listening = want
 
+    def _sync_collector(self) -> None:
+        """Wait for the logger's pipe to take more only while lines are waiting."""
+        want = bool(self.log.backlog) and self.log.collector_fd is not None
+        if want != self._collector_registered:
+            if want:
+                self._selector.register(self._collector_write, selectors.EVENT_WRITE, "collector")
+            else:
+                self._selector.unregister(self._collector_write)
+            self._collector_registered = want
+
     def _relay_log(self) -> None:
         while True:
             try:
@@ -493,6 +516,8 @@ class Supervisor:
             self._pidfile.remove()
             self._pidfile = None
             self.log.write(LogLevel.LOG, "database system is shut down")
+        self._relay_log()
+        self._close_collector()  # the logger writes the last lines, then sees EOF
         self._release_resources()
         self._reap_leftovers()
         self.exit_code = code
@@ -536,6 +561,27 @@ class Supervisor:
             self._log_write = -1
         self._relay_log()
         self._watcher.close()
+
+    def _close_collector(self) -> None:
+        """Hand the logger what is left, then close our end: it exits on EOF, the last to
+        go, as PostgreSQL's does. Lines no logger takes within the deadline go to stderr."""
+        if self._collector_registered:
+            self._selector.unregister(self._collector_write)
+            self._collector_registered = False
+        if self._collector_write >= 0:
+            deadline = time.monotonic() + COLLECTOR_DRAIN_SECS
+            while self.log.flush_backlog() and time.monotonic() < deadline:
+                selectors.select.select([], [self._collector_write], [], 0.05)
+            leftover = bytes(self.log.backlog)
+            self.log.backlog.clear()
+            self.log.collector_fd = None
+            os.close(self._collector_write)
+            self._collector_write = -1
+            if leftover and self.stderr_fd is not None:
+                os.write(self.stderr_fd, leftover)
+        if self._collector_read >= 0:
+            os.close(self._collector_read)
+            self._collector_read = -1
 
     # -- what viewers read -----------------------------------------------------------------
 

@@ -174,3 +174,112 @@ def test_a_broken_config_file_at_start_is_a_one_line_error(make_cluster) -> None
     assert cluster.exit_code() == 1
     assert cluster.messages()[-1].startswith('FATAL:  configuration file "')
     assert not (cluster.datadir / "postmaster.pid").exists()
+
+
+def _current_logfile(cluster) -> str:
+    line = (cluster.datadir / "current_logfiles").read_text().split()
+    assert line[0] == "stderr"
+    return (cluster.datadir / line[1]).read_text()
+
+
+def test_logging_collector_takes_the_log_and_survives_its_own_death(make_cluster) -> None:
+    cluster = make_cluster(logging_collector=True).start(wait_ready=False)
+    status = cluster.wait_for(lambda s: s["pm_state"] == "PM_RUN" and all(c["pid"] for c in s["children"]))
+    assert cluster.messages()[:2] == [
+        "LOG:  redirecting log output to logging collector process",
+        'HINT:  Future log output will appear in directory "log".',
+    ]
+    old = cluster.children(status)["logger"]
+    os_kill = __import__("os").kill
+    os_kill(old, signal.SIGKILL)
+    cluster.wait_for(lambda s: cluster.children(s).get("logger") not in (None, old))
+    cluster.signal(signal.SIGINT)
+    assert cluster.exit_code() == 0
+    text = _current_logfile(cluster)
+    assert f"LOG:  system logger process (PID {old}) was terminated by signal 9: Killed" in text
+    assert text.rstrip().endswith("LOG:  database system is shut down")
+    assert len(cluster.messages()) == 2, "nothing but the redirection reaches stderr"
+
+
+ARCHIVING = {"archive_mode": "on", "archive_command": "true"}
+
+
+@pytest.mark.parametrize(
+    ("name", "exit_name", "settings"),
+    [
+        ("walwriter", "WAL writer process", {}),
+        ("autovacuum launcher", "autovacuum launcher process", {}),
+        ("logical replication launcher", 'background worker "logical replication launcher"', {}),
+        ("archiver", "archiver process", ARCHIVING),
+    ],
+)
+def test_kill_9_of_any_shared_memory_child_restarts_everyone(make_cluster, name, exit_name, settings) -> None:
+    cluster = make_cluster(**settings).start()
+    before = cluster.children()
+    start = len(cluster.lines)
+    pid = cluster.kill_child(name, signal.SIGKILL)
+    crash = cluster.wait_for_log(rf"{exit_name} \(PID {pid}\) was terminated by signal 9: Killed", after=start)
+    cluster.wait_for_log("all server processes terminated; reinitializing", after=crash)
+    status = cluster.wait_for(
+        lambda s: s["pm_state"] == "PM_RUN"
+        and all(cluster.children(s).get(k) not in (None, before[k]) for k in before if k != "archiver")
+    )
+    assert all(cluster.children(status)[k] != before[k] for k in before if k != "archiver")
+
+
+def test_kill_9_of_the_stats_collector_is_no_crash_and_restarts_throttled(make_cluster) -> None:
+    cluster = make_cluster().start()
+    before = cluster.children()
+    start = len(cluster.lines)
+    pid = cluster.kill_child("stats collector", signal.SIGKILL)
+    cluster.wait_for_log(rf"statistics collector process \(PID {pid}\) was terminated by signal 9: Killed", after=start)
+    status = cluster.status()
+    assert status["pm_state"] == "PM_RUN"
+    assert "stats collector" not in cluster.children(status), "60 s since its last start have not passed"
+    assert {k: v for k, v in cluster.children(status).items()} == {k: v for k, v in before.items() if k != "stats collector"}
+    assert not any("terminating any other active server processes" in m for m in cluster.messages())
+
+
+@pytest.mark.parametrize(
+    ("name", "settings", "restarted"),
+    [
+        ("background writer", {}, True),  # exit 0: restarted by the loop
+        ("autovacuum launcher", {}, True),
+        ("checkpointer", {}, False),  # ignores SIGTERM: waits for SIGUSR2
+        ("stats collector", {}, False),  # ignores SIGTERM
+        ("archiver", ARCHIVING, False),  # ignores SIGTERM for up to 60 s
+    ],
+)
+def test_sigterm_of_a_child_is_handled_as_its_kind_does(make_cluster, name, settings, restarted) -> None:
+    cluster = make_cluster(**settings).start()
+    before = cluster.children()
+    pid = cluster.kill_child(name, signal.SIGTERM)
+    if restarted:
+        status = cluster.wait_for(lambda s: cluster.children(s).get(name) not in (None, pid))
+        last = next(c for c in status["children"] if c["name"] == name)
+        assert last["last_exit"] == "exit 0"
+    else:
+        cluster.signal(signal.SIGHUP)  # a wakeup that proves the loop ran after the signal
+        cluster.wait_for_log("received SIGHUP, reloading configuration files")
+        assert cluster.children()[name] == pid
+    others = {k: v for k, v in cluster.children().items() if k != name}
+    assert others == {k: v for k, v in before.items() if k != name}
+
+
+def test_sigterm_of_the_logical_replication_launcher_restarts_it_after_5_s(make_cluster) -> None:
+    cluster = make_cluster().start()
+    name = "logical replication launcher"
+    start = len(cluster.lines)
+    pid = cluster.kill_child(name, signal.SIGTERM)
+    exited = cluster.wait_for_log(rf'background worker "{name}" \(PID {pid}\) exited with exit code 1', after=start)
+    assert name not in cluster.children()
+    status = cluster.wait_for(lambda s: cluster.children(s).get(name) not in (None, pid), timeout=15)
+    restarted = next(c for c in status["children"] if c["name"] == name)
+    assert restarted["start_time"] - _log_time(cluster.lines[exited]) >= 4.9  # bgw_restart_time 5 s
+
+
+def _log_time(line: str) -> float:
+    import datetime as dt
+
+    stamp = " ".join(line.split()[:2])
+    return dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=dt.timezone.utc).timestamp()

@@ -120,6 +120,8 @@ class Cluster:
 
     def status(self) -> dict[str, Any]:
         reply = request(self.datadir, {"op": "status"})
+        if "error" in reply:  # e.g. "the postmaster is starting": not an answer yet
+            raise ConnectionError(reply["error"])
         status = reply["status"]
         self._remember(status)
         return status
