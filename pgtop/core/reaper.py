@@ -54,29 +54,14 @@ def _unknown_child(m: Machine, exit_: ChildExit) -> None:
 
 
 def _reap_one(m: Machine, child: Child, exit_: ChildExit) -> None:
-    kind, status, pid = child.kind, exit_.status, exit_.pid
-    if child.dead_end or kind in (ChildKind.BACKEND, ChildKind.WALSENDER, ChildKind.AUTOVAC_WORKER):
+    if child.dead_end or child.kind in (ChildKind.BACKEND, ChildKind.WALSENDER, ChildKind.AUTOVAC_WORKER):
         _cleanup_backend(m, child, exit_)
-    elif kind is ChildKind.BGWORKER:
-        cleanup_background_worker(m, child, status, exit_.slot_released)
-    elif kind is ChildKind.STARTUP:
-        m.remove_child(child)
-        _startup_exited(m, child, pid, status)
-    elif kind is ChildKind.CHECKPOINTER:
-        m.remove_child(child)
-        _checkpointer_exited(m, child, pid, status)
-    elif kind is ChildKind.ARCHIVER:
-        m.remove_child(child)
-        _archiver_exited(m, child, pid, status)
-    elif kind is ChildKind.STATS:
-        m.remove_child(child)
-        _stats_exited(m, child, pid, status)
-    elif kind is ChildKind.SYSLOGGER:
-        m.remove_child(child)
-        _syslogger_exited(m, child, pid, status)
+    elif child.kind is ChildKind.BGWORKER:
+        cleanup_background_worker(m, child, exit_.status, exit_.slot_released)
     else:
+        # A special child: its PID variable is cleared first, then its kind's rule applies.
         m.remove_child(child)
-        _aux_exited(m, child, pid, status)
+        _SPECIAL_RULES.get(child.kind, _aux_exited)(m, child, exit_.pid, exit_.status)
 
 
 def _crash(m: Machine, child: Child, pid: int, status: ExitStatus, query: str | None = None) -> None:
@@ -213,3 +198,12 @@ def _cleanup_backend(m: Machine, child: Child, exit_: ChildExit) -> None:
         return
     if child.kind is not ChildKind.BACKEND:
         m.record_exit(child, exit_.pid, status, "exit")
+
+
+_SPECIAL_RULES = {
+    ChildKind.STARTUP: _startup_exited,
+    ChildKind.CHECKPOINTER: _checkpointer_exited,
+    ChildKind.ARCHIVER: _archiver_exited,
+    ChildKind.STATS: _stats_exited,
+    ChildKind.SYSLOGGER: _syslogger_exited,
+}  # bgwriter, walwriter, walreceiver, autovacuum launcher: _aux_exited

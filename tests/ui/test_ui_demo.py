@@ -29,7 +29,11 @@ def test_kill_a_walwriter_watch_the_crash_cycle_then_quit():
         await wait_for(pilot, lambda: banner().startswith("PM_RUN") and walwriter())
         old_pid = walwriter()[1]
         log = app.query_one(ServerLog)
-        await pilot.press("down", "down", "k", "y")
+        table = app.query_one(ChildrenTable)
+        row = next(i for i, key in enumerate(table.rows) if table.get_row(key)[0] == "walwriter")
+        table.focus()
+        table.move_cursor(row=row)
+        await pilot.press("k", "y")
         await wait_for(pilot, lambda: banner().startswith("PM_RUN") and walwriter() and walwriter()[1] != old_pid)
         assert any(line.endswith("terminating any other active server processes") for line in log.lines)
         cells = walwriter()
