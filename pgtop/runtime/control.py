@@ -17,8 +17,6 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import psutil
-
 from pgtop.core.vocabulary import ChildKind, ConnsAllowed, Shutdown, Sig
 from pgtop.runtime.snapshot import CommandRefused, LogRecord, ShutdownMode, Snapshot
 
@@ -26,7 +24,6 @@ if TYPE_CHECKING:
     from pgtop.runtime.supervisor import Supervisor
 
 CONTROL_SOCKET = "pgtop.ctl"
-START_TIME_TOLERANCE = 1.0  # seconds between our record of a start and the kernel's
 SHUTDOWN_NAMES = {
     Shutdown.NO: "NoShutdown",
     Shutdown.SMART: "SmartShutdown",
@@ -69,14 +66,14 @@ def status_dict(snapshot: Snapshot) -> dict[str, Any]:
 
 
 def signal_pinned(pid: int, started_at: float, sig: Sig, known: Snapshot | None) -> None:
-    """Signal a child only if it is still the process we saw (PID and start time)."""
-    if known is not None and not any(c.pid == pid for c in known.state.children.values()):
-        raise CommandRefused(f"process {pid} is not a child of this postmaster")
-    try:
-        created = psutil.Process(pid).create_time()
-    except psutil.NoSuchProcess:
-        raise CommandRefused(f"process {pid} has already exited") from None
-    if abs(created - started_at) > START_TIME_TOLERANCE:
+    """Signal a child only if it is still the process the viewer saw: the same PID with the
+    same start time in the postmaster's own child table. The postmaster is the parent, so
+    a PID cannot be reused before the postmaster has reaped it and dropped it from the
+    table: the pin is exact, with no guess from the kernel's start time."""
+    children = known.state.children.values() if known is not None else ()
+    if not any(c.pid == pid for c in children):
+        raise CommandRefused(f"process {pid} is not a child of this postmaster (any more)")
+    if not any(c.pid == pid and c.started_at == started_at for c in children):
         raise CommandRefused(f"process {pid} is not the one shown any more (its PID was reused)")
     try:
         os.kill(pid, int(sig))

@@ -13,6 +13,8 @@ from typing import ClassVar
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
+from textual.screen import Screen
 from textual.widgets import Footer
 
 from pgtop.core.vocabulary import Shutdown
@@ -175,11 +177,22 @@ class PgtopApp(ClusterCommands, App[None]):
 
     # -- snapshots and log records ---------------------------------------------------------
 
+    @property
+    def main_screen(self) -> Screen:
+        """The dashboard's own screen, even while a dialog or the help screen is on top."""
+        return self.screen_stack[0]
+
     def on_snapshot_arrived(self, message: SnapshotArrived) -> None:
-        self.apply_snapshot(message.snapshot)
+        try:
+            self.apply_snapshot(message.snapshot)
+        except NoMatches:  # the dashboard is not mounted yet: show it once it is
+            self.call_after_refresh(self.post_message, SnapshotArrived(message.snapshot))
 
     def on_log_arrived(self, message: LogArrived) -> None:
-        self.query_one(ServerLog).append(message.record)
+        try:
+            self.main_screen.query_one(ServerLog).append(message.record)
+        except NoMatches:
+            self.call_after_refresh(self.post_message, LogArrived(message.record))
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
         """Bring every widget up to this snapshot."""
@@ -187,36 +200,39 @@ class PgtopApp(ClusterCommands, App[None]):
         state = snapshot.state
         now = self.clock()
         stopped = state.exit_code is not None
-        banner = self.query_one(PMStateBanner)
+        banner = self.main_screen.query_one(PMStateBanner)
         banner.pm_state = state.pm_state
         banner.fatal_error = state.fatal_error
         banner.stopped = stopped
-        diagram = self.query_one(StateDiagram)
+        diagram = self.main_screen.query_one(StateDiagram)
         diagram.pm_state = state.pm_state
         diagram.last_transition = state.last_transition
-        self.query_one(ShutdownLadder).level = state.shutdown
-        facts = self.query_one(ClusterFacts)
+        self.main_screen.query_one(ShutdownLadder).level = state.shutdown
+        facts = self.main_screen.query_one(ClusterFacts)
         facts.fatal_error = state.fatal_error
         facts.conns_allowed = state.conns_allowed
         facts.startup_status = state.startup_status
         facts.postmaster_pid = snapshot.postmaster_pid
         facts.child_count = len(state.children)
         facts.exit_code = state.exit_code
-        self.query_one(RecoveryPanel).progress = snapshot.recovery
-        status = self.query_one(StatusLine)
+        self.main_screen.query_one(RecoveryPanel).progress = snapshot.recovery
+        status = self.main_screen.query_one(StatusLine)
         status.data_dir = snapshot.data_dir
         status.port = snapshot.port
-        self.query_one(ChildrenTable).apply(snapshot, now)
-        self.query_one(BackendsTable).apply(snapshot)
+        self.main_screen.query_one(ChildrenTable).apply(snapshot, now)
+        self.main_screen.query_one(BackendsTable).apply(snapshot)
         self._show_clock(now)
         if self.quitting and stopped:
             self.finish_quit()
 
     def _tick(self) -> None:
         now = self.clock()
-        self._show_clock(now)
-        if self.snapshot is not None:
-            self.query_one(ChildrenTable).tick(self.snapshot.state, now)
+        try:
+            self._show_clock(now)
+            if self.snapshot is not None:
+                self.main_screen.query_one(ChildrenTable).tick(self.snapshot.state, now)
+        except NoMatches:
+            pass  # the dashboard is being torn down (quitting): nothing to refresh
 
     def _show_clock(self, now: float) -> None:
         """Uptime and the SIGKILL countdown: the only texts that change between snapshots."""
@@ -224,14 +240,14 @@ class PgtopApp(ClusterCommands, App[None]):
             return
         state = self.snapshot.state
         running = state.exit_code is None and state.started_at
-        self.query_one(ClusterFacts).uptime = now - state.started_at if running else None
-        self.query_one(ShutdownLadder).sigkill_in = sigkill_countdown(state, now)
+        self.main_screen.query_one(ClusterFacts).uptime = now - state.started_at if running else None
+        self.main_screen.query_one(ShutdownLadder).sigkill_in = sigkill_countdown(state, now)
 
     # -- messages to the user ----------------------------------------------------------------
 
     def say(self, message: str, severity: str = "information") -> None:
         """Show a one-line message in the caption line; warnings and errors also pop up."""
-        self.query_one(Caption).say(message, severity)
+        self.main_screen.query_one(Caption).say(message, severity)
         if severity != "information":
             self.notify(message, severity=severity, markup=False)
 

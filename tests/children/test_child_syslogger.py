@@ -50,6 +50,8 @@ def start(postmaster: Postmaster, pipe: LogPipe, **settings: object) -> int:
 
 
 def current_logfile(datadir: str) -> Path:
+    # The title is set before the first file is opened: wait for current_logfiles.
+    wait_for(lambda: Path(datadir, "current_logfiles").exists(), "current_logfiles")
     text = Path(datadir, "current_logfiles").read_text()
     assert text.startswith("stderr log/") and text.endswith("\n")
     return Path(datadir, text.split(" ", 1)[1].rstrip("\n"))
