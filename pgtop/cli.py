@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 
 from pgtop import __version__
 from pgtop.runtime import pidfile
@@ -30,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     init = sub.add_parser("init", help="create a data directory, like initdb")
     init.add_argument("-D", "--pgdata", metavar="DIR", required=True)
     init.add_argument("--port", type=_port, default=5432)
+    init.add_argument("--standby-of", metavar="HOST:PORT", type=_primary,
+                      help="make a standby of this running primary (a base backup over replication)")
 
     run = sub.add_parser("run", help="run the postmaster in the foreground, without the dashboard")
     run.add_argument("-D", "--pgdata", metavar="DIR", required=True)
@@ -48,7 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
     stop.add_argument("-t", "--timeout", type=float, default=STOP_WAIT_SECS)
     actions.add_parser("promote", help="promote a standby")
     actions.add_parser("logrotate", help="rotate the server log file")
+    for module in dict.fromkeys(_command_modules().values()):  # serve registers view too
+        module.add_parser(sub)
     return parser
+
+
+def _command_modules() -> dict[str, ModuleType]:
+    """Commands that live with their feature: each module has add_parser() and run()."""
+    from pgtop.attach import command as attach
+    from pgtop.demo import command as demo
+    from pgtop.ui import serve
+
+    return {"attach": attach, "demo": demo, "serve": serve, "view": serve}
 
 
 def _port(text: str) -> int:
@@ -61,6 +75,19 @@ def _port(text: str) -> int:
     return port
 
 
+def _primary(text: str) -> str:
+    """HOST:PORT (HOST may be a socket directory or [IPv6]) as a conninfo; a conninfo as is."""
+    if "=" in text or text.startswith(("postgresql://", "postgres://")):
+        return text
+    host, colon, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid primary {text!r}: expected HOST:PORT")
+    if any(char in host for char in " \t'\\"):
+        host = "'" + host.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return f"host={host} port={port}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "init":
@@ -69,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_run(args)
     if args.command == "ctl":
         return cmd_ctl(args)
+    modules = _command_modules()
+    if args.command in modules:
+        return modules[args.command].run(args)
     from pgtop.ui.launch import run_dashboard
 
     return run_dashboard(args)
@@ -78,11 +108,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     from pgtop.runtime.datadir import DataDirError, init_datadir
 
     try:
-        summary = init_datadir(args.pgdata, port=args.port)
+        summary = init_datadir(args.pgdata, port=args.port, standby_of=args.standby_of)
     except DataDirError as error:
         _fail(str(error), getattr(error, "hint", None))
         return 1
     print(f'Success. The data directory "{summary.datadir}" was created; port {summary.port}.')
+    if summary.standby:
+        print(f"It is a standby: it streams WAL from its primary ({args.standby_of}) once started.")
     print("You can now start the server using:\n")
     print(f"    pgtop run -D {summary.datadir}     (or: pgtop -D {summary.datadir} for the dashboard)")
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pgtop.core.actions import Spawn
-from pgtop.core.vocabulary import ChildKind
+from pgtop.core.vocabulary import ChildKind, PMState
 
 if TYPE_CHECKING:
     from pgtop.runtime.supervisor import Supervisor
@@ -33,7 +33,8 @@ PRELOAD: tuple[str, ...] = tuple(sorted(set(PROGRAMS.values()) | set(BGWORKER_PR
 
 def spawn_request(supervisor: Supervisor, action: Spawn, slot: int | None) -> tuple[str, dict[str, object]]:
     """The program name and the picklable arguments for one child."""
-    config = supervisor.config
+    # The configuration as of the last reload (the core keeps it), as a fork inherits it.
+    config = supervisor.state.config if supervisor.state is not None else supervisor.config
     args: dict[str, object] = {
         "datadir": str(supervisor.datadir),
         "config": config,
@@ -59,6 +60,9 @@ def spawn_request(supervisor: Supervisor, action: Spawn, slot: int | None) -> tu
             # The fork-time copy of BackendList a cancel request is checked against.
             backends=_cancel_targets(supervisor),
             hot_standby=config.hot_standby,
+            # pg_is_in_recovery(): a backend of a hot standby refuses writes (25006).
+            in_recovery=state is not None and state.pm_state in (PMState.RECOVERY, PMState.HOT_STANDBY),
+            hba=supervisor.hba_rules,  # the postmaster's parsed pg_hba.conf
         )
     return PROGRAMS[action.kind], args
 

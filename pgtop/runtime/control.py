@@ -215,10 +215,14 @@ class ControlServer:
             except OSError:
                 done.set()
 
+        for record in list(self.supervisor.log.recent):  # the history a late viewer missed
+            send(record)
+        self.supervisor.snapshots.start_sampling()  # viewers show CPU and RSS
         self.supervisor.snapshots.subscribe(send)
         self.supervisor.log.sinks.append(send)
         try:
-            while not done.is_set() and self.supervisor.exit_code is None:
+            # Until the postmaster has finished: the last snapshot carries its exit code.
+            while not done.is_set() and not self.supervisor.finished.is_set():
                 done.wait(0.5)
         finally:
             self.supervisor.snapshots.unsubscribe(send)

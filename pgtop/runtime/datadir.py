@@ -117,7 +117,8 @@ class DataDir:
 def init_datadir(path: str | Path, port: int = 5432, *, standby_of: str | None = None) -> InitSummary:
     """`pgtop init -D DIR [--port N]`: a new data directory; raises DataDirError.
 
-    `standby_of` is the primary's connection string: the new cluster gets it as
+    `standby_of` is the primary's connection string: the new cluster's storage is then a
+    base backup of that running primary (pg_basebackup), and it gets the string as
     primary_conninfo and a standby.signal file. Nothing is printed; on failure nothing
     is left behind (initdb removes what it made, too).
     """
@@ -126,7 +127,10 @@ def init_datadir(path: str | Path, port: int = 5432, *, standby_of: str | None =
     made_directory = _prepare_directory(datadir.path)
     try:
         _write_files(datadir, port, standby_of)
-        storage_created = _create_storage(datadir.path)
+        if standby_of is None:
+            storage_created = _create_storage(datadir.path)
+        else:
+            storage_created = _receive_base_backup(datadir.path, standby_of)
     except BaseException:
         _undo(datadir.path, made_directory)
         raise
@@ -188,6 +192,17 @@ def _create_storage(path: Path) -> bool:
         # CALL SITE: pgtop.storage.initdb.create_cluster_storage(datadir) once it exists.
         return False
     create_cluster_storage(path)
+    return True
+
+
+def _receive_base_backup(path: Path, conninfo: str) -> bool:
+    """A standby's storage is a copy of its running primary's (pg_basebackup)."""
+    from pgtop.runtime.basebackup import BaseBackupError, receive_base_backup
+
+    try:
+        receive_base_backup(conninfo, path)
+    except BaseBackupError as error:
+        raise DataDirError(str(error)) from None
     return True
 
 

@@ -188,9 +188,14 @@ def format_log_line(
         timezone=timezone,
     )
     head = format_prefix(prefix, fields)
-    lines = [f"{head}{level_name(level)}:  {message}"]
+    lines = [f"{head}{level_name(level)}:  {_with_tabs(message)}"]
     if detail is not None:
-        lines.append(f"{head}DETAIL:  {detail}")
+        lines.append(f"{head}DETAIL:  {_with_tabs(detail)}")
     if hint is not None:
-        lines.append(f"{head}HINT:  {hint}")
+        lines.append(f"{head}HINT:  {_with_tabs(hint)}")
     return "\n".join(lines)
+
+
+def _with_tabs(text: str) -> str:
+    """append_with_tabs(): a text's own later lines start with a tab, as elog writes them."""
+    return text.replace("\n", "\n\t")

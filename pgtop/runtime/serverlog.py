@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections import deque
 from collections.abc import Callable
 
 from pgtop.core.actions import Log
@@ -25,6 +26,7 @@ LogSink = Callable[[LogRecord], None]
 _LINE = re.compile(r"\[(?P<pid>\d+)\][^:]*?\b(?P<level>DEBUG|INFO|NOTICE|WARNING|ERROR|LOG|FATAL|PANIC|DETAIL|HINT|STATEMENT|CONTEXT):  (?P<message>.*)$")
 _LEVELS = {"DEBUG": LogLevel.DEBUG1, **{level.name: level for level in LogLevel}}
 MAX_PARTIAL = 64 * 1024
+RECENT_RECORDS = 1000
 
 
 def parse_line(text: str) -> LogRecord:
@@ -60,6 +62,7 @@ class ServerLog:
         self._partial = b""
         self.collector_fd: int | None = None
         self.backlog = bytearray()
+        self.recent: deque[LogRecord] = deque(maxlen=RECENT_RECORDS)  # for late viewers
 
     def redirect_to_collector(self, fd: int) -> None:
         """SysLogger_Start()'s redirection, done once, when the first logger starts."""
@@ -113,8 +116,11 @@ class ServerLog:
             head = text.split("\n", 1)[0].split(f"{level_name(level)}:  ", 1)[0]
             text += f"\n{head}CONTEXT:  {context}"
         self._output(text)
-        record = LogRecord(now, self.pid, "postmaster", level, message, detail, hint, text)
-        for sink in self.sinks:
+        self._deliver(LogRecord(now, self.pid, "postmaster", level, message, detail, hint, text))
+
+    def _deliver(self, record: LogRecord) -> None:
+        self.recent.append(record)
+        for sink in list(self.sinks):
             sink(record)
 
     def write_startup_failure(self, error: object) -> None:
@@ -138,10 +144,7 @@ class ServerLog:
         for raw in lines:
             text = raw.decode("utf-8", "replace")
             self._output(text)
-            if self.sinks:
-                record = parse_line(text)
-                for sink in self.sinks:
-                    sink(record)
+            self._deliver(parse_line(text))
 
     def _output(self, text: str) -> None:
         payload = (text + "\n").encode("utf-8", "replace")

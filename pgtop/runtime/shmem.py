@@ -27,6 +27,7 @@ pure Python cannot issue.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import fcntl
@@ -34,6 +35,7 @@ import mmap
 import os
 import struct
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -51,12 +53,14 @@ AUX_KINDS: tuple[ChildKind, ...] = tuple(kind for kind in ChildKind if kind in S
 _HEADER = struct.Struct("<8sIIQQI")
 _HEADER_SIZE = 64
 _U32 = struct.Struct("<I")
+_PID_PEEK = struct.Struct("<i")  # the first field of an activity row
 _COUNT_SIZE = 8  # the change count (uint32) padded so the payload stays aligned
 _FLAGS_SIZE = 128
 _QUIT_OFFSET = 16
 _AV_FAILED_OFFSET = 17
 _AV_REQUEST_OFFSET = 24  # a change-counted record of _AV_REQUEST
 _AV_REQUEST = struct.Struct("<64s")
+_PROC_LOCK_OFFSET = 120  # a byte no flag uses: the record lock of proc_lock()
 _ACTIVITY = struct.Struct("<iI32s64s64s64s64s32s1024sdd")
 _QUIT_CODES = {None: 0, QuitReason.CRASH: 1, QuitReason.STOP: 2}
 _READ_PATIENCE = 0.1  # seconds a reader waits for a writer that stopped mid-row (it died)
@@ -110,6 +114,21 @@ class Counters:
     stats_messages: int = _counter("Q")
     xact_commit: int = _counter("Q")
     xact_rollback: int = _counter("Q")
+    # A standby's walreceiver (pg_stat_wal_receiver): where streaming started, what it has
+    # written and flushed, the primary's end of WAL as last reported, when it last heard.
+    walrcv_starts: int = _counter("Q")  # walreceivers started: the startup process tells a new one from none
+    walrcv_receive_start_lsn: int = _counter("Q")
+    walrcv_written_lsn: int = _counter("Q")
+    walrcv_flushed_lsn: int = _counter("Q")
+    walrcv_latest_end_lsn: int = _counter("Q")
+    walrcv_last_msg_receipt_time: float = _counter("d", 0.0)
+    # A primary's walsender (pg_stat_replication), the last one that heard from its standby:
+    # what it sent, and the standby's written, flushed and replayed positions.
+    walsnd_sent_lsn: int = _counter("Q")
+    walsnd_write_lsn: int = _counter("Q")
+    walsnd_flush_lsn: int = _counter("Q")
+    walsnd_replay_lsn: int = _counter("Q")
+    walsnd_reply_time: float = _counter("d", 0.0)
 
     def recovery_progress(self) -> RecoveryProgress | None:
         """What the startup process published, for the snapshot, while it replays WAL."""
@@ -471,10 +490,39 @@ class Segment:
         row = _unpack_row(raw)
         return row if row.pid != 0 else None
 
+    def activity_entries(self) -> dict[int, ActivityRow]:
+        """The occupied rows by entry number (an entry up to max_children is that slot's)."""
+        rows = {entry: self.read_activity(entry) for entry in self._occupied_entries()}
+        return {entry: row for entry, row in rows.items() if row is not None}
+
+    @contextlib.contextmanager
+    def proc_lock(self) -> Iterator[None]:
+        """ProcStructLock: held while a backend counts the PGPROCs in use and takes one, so
+        two backends starting together cannot both take the last (a POSIX record lock on a
+        byte of the flags region: released by the kernel if the holder dies)."""
+        offset = self._layout.flags + _PROC_LOCK_OFFSET
+        fcntl.lockf(self._fd, fcntl.LOCK_EX, 1, offset)
+        try:
+            yield
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, offset)
+
     def activity(self) -> tuple[ActivityRow, ...]:
         """Every occupied row, slot rows first: what pg_stat_activity would list."""
-        rows = (self.read_activity(entry) for entry in range(1, self._layout.entries + 1))
-        return tuple(row for row in rows if row is not None)
+        return tuple(self.activity_entries().values())
+
+    def _occupied_entries(self) -> list[int]:
+        """Entries whose pid is not 0 at a glance. The postmaster publishes a snapshot after
+        every change, and most of MaxLivePostmasterChildren rows are empty: peeking at the
+        pid skips unpacking them. A row being written right now is read (and checked) in full."""
+        base, size, memory = self._layout.activity + _COUNT_SIZE, self._layout.row_size, self._memory
+        pid_at, count_at = _PID_PEEK.unpack_from, _U32.unpack_from
+        return [
+            entry
+            for entry in range(1, self._layout.entries + 1)
+            if pid_at(memory, base + (entry - 1) * size)[0] != 0
+            or count_at(memory, base - _COUNT_SIZE + (entry - 1) * size)[0] % 2  # being written
+        ]
 
     # -- counters -----------------------------------------------------------------------
 

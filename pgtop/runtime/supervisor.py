@@ -60,7 +60,7 @@ from pgtop.runtime.configfile import CONFIG_FILE_NAME, ConfigError, load_config_
 from pgtop.runtime.datadir import DataDirError
 from pgtop.runtime.control import ControlServer
 from pgtop.runtime.forkserver import ForkServer, SpawnFailed
-from pgtop.runtime.hba import HbaError, load_hba
+from pgtop.runtime.hba import HbaError, HbaRules, load_hba
 from pgtop.runtime.listen import ListenSockets, NoSocketsError, open_listen_sockets
 from pgtop.runtime.procwatch import ChildWatcher
 from pgtop.runtime.serverlog import ServerLog
@@ -130,6 +130,9 @@ class Supervisor:
         self.start_time = 0.0
         self.finished = threading.Event()
         self._control = ControlServer(self)
+        # The parsed pg_hba.conf backends authenticate with: the last one that loaded, as
+        # the postmaster's copy is in PostgreSQL (a broken file on reload keeps these).
+        self.hba_rules: HbaRules | None = None
 
     # -- starting -------------------------------------------------------------------------
 
@@ -148,7 +151,7 @@ class Supervisor:
             ) from None
         self.log.config = self.config
         try:
-            load_hba(self.datadir / "pg_hba.conf")
+            self.hba_rules = load_hba(self.datadir / "pg_hba.conf")
         except HbaError as error:
             raise StartupError(f"could not load pg_hba.conf: {error}") from None
         self.start_time = time.time()
@@ -488,7 +491,7 @@ class Supervisor:
 
     def _reload_hba(self) -> None:
         try:
-            load_hba(self.datadir / "pg_hba.conf")
+            self.hba_rules = load_hba(self.datadir / "pg_hba.conf")
         except HbaError as error:
             for issue in error.issues:
                 self.log.write(LogLevel.LOG, issue.message, None, issue.hint, context=issue.context)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,7 +26,7 @@ from pgtop.sql.modify import (
     plan_insert,
     plan_update,
 )
-from pgtop.sql.parser import parse_script
+from pgtop.sql.parser import RawStatement, parse_script
 from pgtop.sql.plans import Execution, OutputColumn, Plan, Values
 from pgtop.sql.select import plan_select
 from pgtop.sql.settings import Settings
@@ -131,7 +132,7 @@ class Engine:
 
     def parse(self, query: str) -> list[Statement]:
         with _stack_guard():
-            raws = parse_script(query)
+            raws = _parse_remembered(query) if len(query) <= _REMEMBER_UP_TO else parse_script(query)
         statements = []
         for raw in raws:
             tree, text = raw.tree, query[raw.start : raw.end]
@@ -257,6 +258,17 @@ def _one_per(codes: Sequence[int], count: int) -> tuple[int, ...]:
     if len(codes) == count:
         return tuple(codes)
     return (codes[0] if codes else 0,) * count
+
+
+_REMEMBER_UP_TO = 4096  # characters: longer statements are parsed each time
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_remembered(query: str) -> tuple[RawStatement, ...]:
+    """parse_script, remembered: clients repeat their statements (pgbench, an application's
+    few queries), and the trees are frozen, so one parse serves every repetition. A syntax
+    error raises each time (lru_cache keeps no exceptions)."""
+    return tuple(parse_script(query))
 
 
 @contextlib.contextmanager

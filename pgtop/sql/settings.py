@@ -120,6 +120,7 @@ class Settings:
         self._values: dict[str, str] = {}  # SET
         self._local: dict[str, str] = {}  # SET LOCAL
         self._saved: dict[str, str] | None = None  # _values when the transaction began
+        self._reported: dict[str, str] | None = None  # reported() without overrides, until a change
 
     def info(self, name: str) -> SettingInfo:
         info = self._server.get(name.lower())
@@ -141,6 +142,7 @@ class Settings:
             if info.context in ("internal", "postmaster", "sighup"):
                 raise SqlError("55P02", _CONTEXT_REFUSAL[info.context].format(info.name))
             self._session_defaults[info.name.lower()] = self._validate(info, value)
+            self._reported = None
 
     def set(self, name: str, value: str | None, local: bool = False) -> None:
         """SET name = value (None: DEFAULT); SET LOCAL lasts until the transaction ends."""
@@ -148,6 +150,7 @@ class Settings:
         if info.context in _CONTEXT_REFUSAL:
             raise SqlError("55P02", _CONTEXT_REFUSAL[info.context].format(info.name))
         key = info.name.lower()
+        self._reported = None
         if local:
             default = self._session_defaults.get(key, info.value)
             self._local[key] = default if value is None else self._validate(info, value)
@@ -162,6 +165,7 @@ class Settings:
         if name is None:
             self._values.clear()
             self._local.clear()
+            self._reported = None
             return
         self.set(name, None)
 
@@ -170,7 +174,10 @@ class Settings:
                       key=lambda i: i.name.lower())
 
     def reported(self, overrides: Mapping[str, str]) -> dict[str, str]:
-        values = {n: self.get(n) for n in REPORTED if n.lower() in self._server}
+        # Asked before every ReadyForQuery: computed again only after a change.
+        if self._reported is None:
+            self._reported = {n: self.get(n) for n in REPORTED if n.lower() in self._server}
+        values = dict(self._reported)
         values.update(overrides)
         return values
 
@@ -181,13 +188,16 @@ class Settings:
 
     def commit(self) -> None:
         self._saved = None
-        self._local.clear()
+        if self._local:
+            self._local.clear()
+            self._reported = None
 
     def rollback(self) -> None:
         if self._saved is not None:
             self._values = self._saved
         self._saved = None
         self._local.clear()
+        self._reported = None
 
     # -- validation -------------------------------------------------------------------------
 

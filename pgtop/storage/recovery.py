@@ -43,6 +43,7 @@ from pgtop.storage.records import RecordType, WalRecord
 from pgtop.storage.replica import Replica
 from pgtop.storage.startup_events import (
     ConsistentState,
+    EndOfStreaming,
     LogLine,
     RecoveryMode,
     RecoveryOutcome,
@@ -118,7 +119,12 @@ class StartupRecovery:
         self.standby_poll_interval = standby_poll_interval
         self.outcome: RecoveryOutcome | None = None
         self.consistent = False
+        # Set by the startup process while a walreceiver streams (XLOG_FROM_STREAM): a standby
+        # then reads only up to what the walreceiver wrote (its flushedUpto); otherwise it
+        # reads pg_wal to the first invalid record, and says why it stopped.
+        self.streaming = False
         self._promote_requested = False
+        self._promoting = False
         self._records_done = 0
         self._records_total = 0
         self._last_progress = 0.0
@@ -204,17 +210,24 @@ class StartupRecovery:
         yield RecoveryStarted(archive=archive)
         minimum = max(control.min_recovery_point, control.redo)
         if archive:  # the image at the redo point may already be consistent
-            yield from self._check_consistency(max(self._checkpoint_end, replica.position), minimum)
+            yield from self._check_consistency(max(self._checkpoint_end, replica.position), minimum, wal, replica)
         redo_start = replica.position
         self._records_total = self._count_remaining(replica)
         cpu_start, wall_start = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
         last: WalRecord | None = None
         while True:
-            record = replica.reader.read_record()
+            limit = wal.state().insert if mode is RecoveryMode.STANDBY and self.streaming else None
+            record = replica.reader.read_record(limit)
             if record is None:
                 yield from self._end_of_wal_lines(replica)
-                if mode is not RecoveryMode.STANDBY or (yield from self._promotion_requested()):
+                if mode is not RecoveryMode.STANDBY:
                     break
+                if (yield from self._promotion_requested()):
+                    if not self.streaming:
+                        break
+                    yield EndOfStreaming()  # the walreceiver is gone when this returns
+                    self.streaming = False
+                    continue  # replay what it wrote last, to the end of pg_wal
                 yield from self._wait_for_wal(control, wal, replica)
                 continue
             replica.tables.apply(record)
@@ -227,7 +240,7 @@ class StartupRecovery:
             if (yield from self._maybe_progress(redo_start, record, force=False)) and archive:
                 wal.set_replayed(replica.position)  # hot-standby readers may now see this far
             if archive:
-                yield from self._check_consistency(record.end, minimum)
+                yield from self._check_consistency(record.end, minimum, wal, replica)
         if last is None:
             yield LogLine("redo is not required")
             return None
@@ -246,9 +259,12 @@ class StartupRecovery:
 
     def _promotion_requested(self) -> Iterator[StartupEvent]:
         """CheckForStandbyTrigger(): a promote request (signal and/or the promote file)."""
+        if self._promoting:
+            return True
         path = os.path.join(self.datadir, PROMOTE_SIGNAL)
         if not (self._promote_requested or os.path.exists(path)):
             return False
+        self._promoting = True
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -297,10 +313,12 @@ class StartupRecovery:
                            self._records_done, max(self._records_total, self._records_done))
         return True
 
-    def _check_consistency(self, replayed_end: int, minimum: int) -> Iterator[StartupEvent]:
-        """CheckRecoveryConsistency(): archive recovery is consistent past minRecoveryPoint."""
+    def _check_consistency(self, replayed_end: int, minimum: int, wal: Wal, replica: Replica) -> Iterator[StartupEvent]:
+        """CheckRecoveryConsistency(): archive recovery is consistent past minRecoveryPoint.
+        Hot-standby readers see everything replayed so far before anyone hears of it."""
         if not self.consistent and replayed_end >= minimum:
             self.consistent = True
+            wal.set_replayed(replica.position)
             yield LogLine(f"consistent recovery state reached at {format_lsn(replayed_end)}")
             yield ConsistentState(replayed_end)
 

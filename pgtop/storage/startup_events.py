@@ -56,6 +56,12 @@ class WaitingForWal:
     lsn: int
 
 
+@dataclass(frozen=True, slots=True)
+class EndOfStreaming:
+    """Promotion while a walreceiver streams: stop it now (ShutdownWalRcv) and wait until it
+    is gone; recovery then reads what it wrote to pg_wal, to the end, and finishes."""
+
+
 class RecoveryMode(enum.Enum):
     NONE = "none"  # clean shutdown: no redo
     CRASH = "crash"
@@ -76,4 +82,4 @@ class RecoveryOutcome:
     request_checkpoint: CheckpointFlags | None  # what the checkpointer must do next (14: FORCE after promotion)
 
 
-StartupEvent = LogLine | RedoProgress | RecoveryStarted | ConsistentState | WaitingForWal
+StartupEvent = LogLine | RedoProgress | RecoveryStarted | ConsistentState | WaitingForWal | EndOfStreaming

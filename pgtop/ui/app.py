@@ -58,7 +58,7 @@ class PgtopApp(ClusterCommands, App[None]):
     so they never block that thread. Snapshots coalesce; log records never do.
     """
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
     TITLE = "pgtop"
     COMMANDS = App.COMMANDS | {PgtopCommands}
 
@@ -180,6 +180,8 @@ class PgtopApp(ClusterCommands, App[None]):
     @property
     def main_screen(self) -> Screen:
         """The dashboard's own screen, even while a dialog or the help screen is on top."""
+        if not self.screen_stack:  # starting, or already gone: nothing to update
+            raise NoMatches("the dashboard's screen is not mounted")
         return self.screen_stack[0]
 
     def on_snapshot_arrived(self, message: SnapshotArrived) -> None:

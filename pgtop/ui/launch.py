@@ -1,54 +1,134 @@
 """`pgtop [-D DIR]`: the dashboard with the supervisor in a background thread of the same process.
 
 Losing the terminal (a closed window, `tmux kill-session`, a dropped ssh) is told apart from a
-reload: the kernel's hangup signal (SI_KERNEL) means a fast shutdown, a `kill -HUP` from a
-process still means reload. Quitting, or losing the terminal, leaves nothing running.
+reload: a SIGHUP means a fast shutdown and the end of the dashboard when it comes from the
+kernel (SI_KERNEL) or when the terminal is gone by the time it arrives (an interactive shell
+relays the hangup to its jobs with kill(), so it looks like `kill -HUP`); any other SIGHUP
+still means reload. Quitting, or losing the terminal, leaves nothing running.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import termios
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pgtop.core.vocabulary import Shutdown, Sig
 from pgtop.runtime.control import LocalController
-from pgtop.runtime.signals import SignalCatcher, SignalInfo, block_postmaster_signals
+from pgtop.runtime.signals import (
+    SI_KERNEL,
+    SignalCatcher,
+    SignalInfo,
+    block_postmaster_signals,
+)
 from pgtop.runtime.snapshot import CommandRefused, ShutdownMode
 from pgtop.runtime.supervisor import StartupError, Supervisor
 
+if TYPE_CHECKING:
+    from pgtop.ui.app import PgtopApp
+
 SHUTDOWN_WAIT_SECS = 60.0
+HANGUP_EXIT_GRACE_SECS = 5.0  # for the dashboard to end by itself once the terminal is gone
+DEFAULT_PORT = 5432
+
+
+def terminal_fds() -> tuple[int, ...]:
+    """The standard streams that are the dashboard's terminal (Textual reads stdin and
+    draws on stderr); looked at before a hangup, after which isatty() says False."""
+    fds = []
+    for fd in (0, 1, 2):
+        try:
+            if os.isatty(fd):
+                fds.append(fd)
+        except OSError:
+            continue
+    return tuple(fds)
+
+
+def terminal_hung_up(fds: tuple[int, ...]) -> bool:
+    """After a hangup the kernel fails every terminal ioctl on the old files with EIO."""
+    if not fds:
+        return False
+    try:
+        termios.tcgetattr(fds[0])
+    except (termios.error, OSError):  # termios.error is not an OSError
+        return True
+    return False
+
+
+def detach_terminal(fds: tuple[int, ...]) -> None:
+    """Point the dead terminal's streams at /dev/null: a write to a hung-up terminal fails
+    with EIO, which kills Textual's writer thread and then blocks its event loop for good."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in fds:
+        os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 class DashboardController:
     """The dashboard's Controller: commands go to the current postmaster as real signals;
     `start` runs a new postmaster on the same data directory after the last one exited."""
 
-    def __init__(self, datadir: Path) -> None:
+    def __init__(self, datadir: Path, terminal: tuple[int, ...] = ()) -> None:
         self.datadir = datadir
+        self.terminal = terminal
         self.supervisor: Supervisor | None = None
-        self.app: object | None = None
+        self.app: PgtopApp | None = None
         self._lock = threading.Lock()
+        self._terminal_gone = threading.Event()
 
     def launch(self) -> None:
         """Start a postmaster and wire it to the app. Raises StartupError."""
         supervisor = Supervisor(self.datadir, stderr_fd=None)
         supervisor.hangup_means_fast_shutdown = True
         if self.app is not None:
-            supervisor.log.sinks.append(self.app.post_log)  # type: ignore[attr-defined]
-            supervisor.snapshots.subscribe(self.app.post_snapshot)  # type: ignore[attr-defined]
+            supervisor.log.sinks.append(self.app.post_log)
+            supervisor.snapshots.subscribe(self.app.post_snapshot)
         supervisor.start()
         supervisor.snapshots.start_sampling()
         with self._lock:
             self.supervisor = supervisor
 
     def deliver_signal(self, info: SignalInfo) -> None:
-        """From the process's signal thread: the postmaster's signals go to the postmaster."""
+        """From the process's signal thread: the postmaster's signals go to the postmaster,
+        except the hangup of our terminal."""
+        if info.signo == Sig.HUP and (info.from_kernel or terminal_hung_up(self.terminal)):
+            self.terminal_lost()
+            return
+        supervisor = self._running()
+        if supervisor is not None:
+            supervisor.post_signal(info)
+
+    def terminal_lost(self) -> None:
+        """Nobody is watching any more: a fast shutdown, and the dashboard ends."""
+        if self._terminal_gone.is_set():
+            return  # a second hangup (the shell's, then the kernel's)
+        self._terminal_gone.set()
+        detach_terminal(self.terminal)
+        supervisor = self._running()
+        if supervisor is not None:
+            supervisor.post_signal(SignalInfo(int(Sig.HUP), SI_KERNEL, 0))  # the supervisor's "hangup"
+        if self.app is not None:
+            self.app.exit()  # thread-safe: it only posts a message; run() then closes us
+        threading.Thread(target=self._leave_anyway, name="pgtop-hangup", daemon=True).start()
+
+    def _leave_anyway(self) -> None:
+        """The backstop: once the cluster is down, the process ends even if the dashboard
+        is stuck on the terminal that went away (the main thread's exit ends this thread)."""
+        self.close()
+        threading.Event().wait(HANGUP_EXIT_GRACE_SECS)
+        os._exit(0)
+
+    def _running(self) -> Supervisor | None:
         with self._lock:
             supervisor = self.supervisor
-        if supervisor is not None and supervisor.exit_code is None:
-            supervisor.post_signal(info)
+        return supervisor if supervisor is not None and supervisor.exit_code is None else None
 
     def _local(self) -> LocalController:
         if self.supervisor is None:
@@ -71,7 +151,7 @@ class DashboardController:
         self._local().logrotate()
 
     def start(self) -> str:
-        if self.supervisor is not None and self.supervisor.exit_code is None:
+        if self._running() is not None:
             raise CommandRefused("the cluster is already running")
         try:
             self.launch()
@@ -81,8 +161,8 @@ class DashboardController:
 
     def close(self) -> None:
         """Leave nothing running: a fast shutdown if needed, then wait for the exit."""
-        supervisor = self.supervisor
-        if supervisor is None or supervisor.exit_code is not None:
+        supervisor = self._running()
+        if supervisor is None:
             return
         if supervisor.state is not None and supervisor.state.shutdown < Shutdown.FAST:
             supervisor.post_signal(SignalInfo(int(Sig.INT), 0, 0))
@@ -91,40 +171,65 @@ class DashboardController:
             supervisor.wait(SHUTDOWN_WAIT_SECS)
 
 
-def run_dashboard(args: argparse.Namespace) -> int:
-    block_postmaster_signals()  # before Textual or the supervisor start any thread
-    from pgtop.runtime.datadir import default_datadir, find_free_port, init_datadir
-    from pgtop.ui.app import PgtopApp
-
-    note = None
-    datadir = Path(args.pgdata) if args.pgdata else default_datadir()
-    if not datadir.exists() or (args.pgdata is None and not any(datadir.iterdir())):
-        port = find_free_port(5432)
-        init_datadir(datadir, port=port)
-        note = f"created a cluster in {datadir} on port {port}"
-        if port != 5432:
-            note = f"port 5432 is taken: {note}"
-    controller = DashboardController(datadir)
-    app = PgtopApp(
-        controller,
-        confirm=not args.no_confirm,
-        readonly=args.readonly,
-        theme=args.theme,
-        title_note=note,
-    )
-    controller.app = app
-    try:
-        controller.launch()
-    except StartupError as error:
-        print(f"pgtop: {error.message}", file=sys.stderr)
-        if error.hint:
-            print(f"HINT:  {error.hint}", file=sys.stderr)
-        return error.exit_code
+@contextmanager
+def supervised(controller: DashboardController) -> Iterator[None]:
+    """The postmaster running, with the process's signals taken, for as long as the dashboard
+    runs; a fast shutdown at the end. Signals must be blocked before any thread started.
+    Raises StartupError."""
+    controller.launch()
     catcher = SignalCatcher(controller.deliver_signal)
     catcher.start()
     try:
-        app.run()
+        yield
     finally:
         controller.close()
         catcher.stop()
+
+
+def build_dashboard(args: argparse.Namespace) -> tuple[PgtopApp, DashboardController]:
+    """The app and its controller for these command-line arguments, the default cluster
+    created first if it does not exist yet. Raises ValueError (an unknown theme, before
+    anything is created) and DataDirError."""
+    from pgtop.runtime.datadir import default_datadir, find_free_port, init_datadir
+    from pgtop.ui.app import PgtopApp
+
+    datadir = Path(args.pgdata) if args.pgdata else default_datadir()
+    controller = DashboardController(datadir, terminal_fds())
+    app = PgtopApp(controller, confirm=not args.no_confirm, readonly=args.readonly, theme=args.theme)
+    if not datadir.exists() or (args.pgdata is None and not any(datadir.iterdir())):
+        port = find_free_port(DEFAULT_PORT)
+        init_datadir(datadir, port=port)
+        app.title_note = f"created a cluster in {datadir} on port {port}"
+        if port != DEFAULT_PORT:
+            app.title_note = f"port {DEFAULT_PORT} is taken: {app.title_note}"
+    controller.app = app
+    return app, controller
+
+
+def run_dashboard(args: argparse.Namespace) -> int:
+    block_postmaster_signals()  # before Textual or the supervisor start any thread
+    from pgtop.runtime.datadir import DataDirError
+
+    try:
+        app, controller = build_dashboard(args)
+    except ValueError as error:  # a bad --theme: a usage error, and nothing was created
+        from pgtop.cli import build_parser
+
+        build_parser().error(str(error))  # exits 2 with the usage
+    except DataDirError as error:
+        return _fail(str(error), getattr(error, "hint", None), getattr(error, "exit_code", 1))
+    try:
+        with supervised(controller):
+            app.run()
+    except StartupError as error:
+        return _fail(error.message, error.hint, error.exit_code, error.detail)
     return 0
+
+
+def _fail(message: str, hint: str | None, code: int, detail: str | None = None) -> int:
+    print(f"pgtop: {message}", file=sys.stderr)
+    if detail:
+        print(f"DETAIL:  {detail}", file=sys.stderr)
+    if hint:
+        print(f"HINT:  {hint}", file=sys.stderr)
+    return code

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Self
 
+from pgtop.core.bgworkers import bgworker_should_start_now
 from pgtop.core.serverloop import (  # the throttles the dashboard can see coming (§8)
     PGARCH_RESTART_INTERVAL,
     PGSTAT_RESTART_INTERVAL,
@@ -231,7 +232,10 @@ def throttled_rows(state: State, now: float) -> list[ChildRow]:
     if stats_wanted and state.special(ChildKind.STATS) is None and wait > 0:
         rows.append(throttled_row("throttled:stats", ChildKind.STATS, None, wait, state))
     for worker in state.bgworkers:
-        if worker.crashed_at is not None and worker.child_id is None and not worker.never_restart:
+        # Only a worker the postmaster will start when its wait is over: none once a
+        # shutdown or a crash cycle has left the states that start workers.
+        startable = bgworker_should_start_now(state.pm_state, worker.start_time) and not state.fatal_error
+        if startable and worker.crashed_at is not None and worker.child_id is None and not worker.never_restart:
             wait = worker.crashed_at + worker.restart_time - now
             key = f"throttled:bgworker:{worker.name}"
             rows.append(throttled_row(key, ChildKind.BGWORKER, worker.name, wait, state))

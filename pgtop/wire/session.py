@@ -185,7 +185,12 @@ class Session:
             kind = chr(first[0])
             if kind not in MAX_LENGTH:
                 raise ProtocolViolation("08P01", f"invalid frontend message type {first[0]}", True)
-            return kind, self.stream.read_body(MAX_LENGTH[kind])
+            body = self.stream.read_body(MAX_LENGTH[kind])
+            # Python runs a signal handler after the system call it interrupted returns: a
+            # cancel that arrived while we waited is handled now, while still idle, so it
+            # cannot fail the command just read.
+            self.interrupts.check()
+            return kind, body
         finally:
             self.interrupts.reading_command = False
 

@@ -52,8 +52,10 @@ KINDS = [
          ignores=(signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)),
     Kind(ChildKind.BGWORKER, f"pgtop: {LOGICAL_LAUNCHER}", signal.SIGTERM, 1, bgworker=LOGICAL_LAUNCHER,
          ignores=(signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2)),
+    # SIGUSR1 is the startup process's latch (StartupProcSigUsr1Handler): the walreceiver
+    # wakes a wait for WAL with it, so it is taken, not ignored.
     Kind(ChildKind.STARTUP, "pgtop: startup", signal.SIGTERM, 1, standby=True,
-         ignores=(signal.SIGINT, signal.SIGUSR1)),
+         ignores=(signal.SIGINT,)),
 ]
 IDS = [kind.id for kind in KINDS]
 

@@ -123,7 +123,9 @@ def test_walreceiver_ends_when_the_primary_hangs_up(postmaster: Postmaster, prim
     postmaster.wait_started(pid, "pgtop: walreceiver")
     primary.hang_up()
     assert postmaster.wait_exit(pid) == ExitStatus.exited(1)
-    postmaster.log.wait_for(r"FATAL:  could not receive data from WAL stream: server closed the connection unexpectedly$")
+    # It hung up before answering IDENTIFY_SYSTEM (PostgreSQL's words for that moment).
+    postmaster.log.wait_for(r"FATAL:  could not receive database system identifier and timeline ID from the primary "
+                            r"server: server closed the connection unexpectedly$")
 
 
 def test_conninfo_in_both_forms() -> None:

@@ -44,11 +44,16 @@ def test_init_creates_a_private_cluster_directory(tmp_path: Path) -> None:
     assert {mode(target / name) for name in ("PG_VERSION", "pgtop.yaml", "pg_hba.conf")} == {0o600}
 
 
-def test_init_as_a_standby(tmp_path: Path) -> None:
-    summary = init_datadir(tmp_path / "standby", port=5434, standby_of="host=/tmp port=5433")
-    assert summary.standby
-    assert (tmp_path / "standby" / "standby.signal").exists()
-    assert load_config_at_startup(tmp_path / "standby").primary_conninfo == "host=/tmp port=5433"
+def test_init_as_a_standby_without_its_primary_fails_and_leaves_nothing(tmp_path: Path) -> None:
+    """A standby's storage is a base backup of its running primary (the success path is in
+    tests/replication): none running, libpq's words and no directory."""
+    with pytest.raises(DataDirError) as caught:
+        init_datadir(tmp_path / "standby", port=5434, standby_of=f"host={tmp_path} port=5433")
+    assert caught.value.message == (
+        f'connection to server on socket "{tmp_path}/.s.PGSQL.5433" failed: No such file or directory'
+        "\n\tIs the server running locally and accepting connections on that socket?"
+    )
+    assert not (tmp_path / "standby").exists()
 
 
 def test_init_refuses_a_non_empty_directory_and_changes_nothing(tmp_path: Path) -> None:

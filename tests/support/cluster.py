@@ -156,6 +156,43 @@ class Cluster:
         contents = pidfile.read(self.datadir)
         return contents.status.value.strip() if contents and contents.status else None
 
+    def backend_pids(self, status: dict[str, Any] | None = None) -> list[int]:
+        """PIDs of the client backends (dead_ends excluded) the postmaster knows."""
+        status = status or self.status()
+        return [c["pid"] for c in status["children"] if c["kind"] == "client backend" and not c["dead_end"] and c["pid"]]
+
+    # -- clients -------------------------------------------------------------------------
+
+    def host(self, *, tcp: bool = False) -> str:
+        """Where clients connect: the Unix socket directory, or 127.0.0.1 over TCP."""
+        return "127.0.0.1" if tcp else str(self.socket_dir)
+
+    def conninfo(self, *, tcp: bool = False, user: str = "postgres", dbname: str = "postgres", **params: Any) -> str:
+        """A libpq connection string (psycopg.connect, psql's dbname) for this cluster."""
+        fields = {"host": self.host(tcp=tcp), "port": self.port, "user": user, "dbname": dbname, "connect_timeout": 10, **params}
+        return " ".join(f"{name}='{value}'" for name, value in fields.items())
+
+    def client_env(self, *, tcp: bool = False, **extra: str) -> dict[str, str]:
+        """The environment for libpq programs (psql, pgbench) aimed at this cluster."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+        env.update(PGHOST=self.host(tcp=tcp), PGPORT=str(self.port), PGUSER="postgres", PGDATABASE="postgres",
+                   PGCONNECT_TIMEOUT="10", PSQLRC=os.devnull)  # fmt: skip
+        env.update(extra)
+        return env
+
+    def psql(self, *args: str, tcp: bool = False, input: str | None = None, env: dict[str, str] | None = None,
+             timeout: float = DEFAULT_TIMEOUT) -> subprocess.CompletedProcess[str]:  # fmt: skip
+        """Run `psql -X -w ARGS` against the cluster (never prompting for a password)."""
+        return subprocess.run(
+            ["psql", "-X", "-w", *args],
+            check=False,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env or self.client_env(tcp=tcp),
+        )
+
     # -- acting --------------------------------------------------------------------------
 
     def signal(self, sig: int) -> None:
