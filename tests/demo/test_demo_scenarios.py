@@ -19,13 +19,7 @@ from pgtop.demo import command
 from pgtop.demo.loader import load_scenario
 
 PLAY_TIMEOUT = 120
-SKIPPED = {
-    "standby": (
-        "issue 6 (standby) has not landed: `pgtop init --standby-of` makes no base backup yet, and "
-        "after promotion the walreceiver keeps running (PostgreSQL's startup process stops it "
-        "before it exits), so the last expectation fails"
-    ),
-}
+SKIPPED: dict[str, str] = {}  # scenario name -> why its test cannot run here
 
 
 def _scenarios() -> list:
