@@ -59,7 +59,7 @@ from pgtop.runtime.childspec import PRELOAD, spawn_request
 from pgtop.runtime.configfile import CONFIG_FILE_NAME, ConfigError, load_config_at_startup, read_config_file
 from pgtop.runtime.datadir import DataDirError
 from pgtop.runtime.control import ControlServer
-from pgtop.runtime.forkserver import ForkServer, SpawnFailed
+from pgtop.runtime.forkserver import DeathPipe, ForkServer, SpawnFailed
 from pgtop.runtime.hba import HbaError, HbaRules, load_hba
 from pgtop.runtime.listen import ListenSockets, NoSocketsError, open_listen_sockets
 from pgtop.runtime.procwatch import ChildWatcher
@@ -114,6 +114,7 @@ class Supervisor:
         self._thread: threading.Thread | None = None
         self._pidfile: pidfile.PidFile | None = None
         self._forkserver: ForkServer | None = None
+        self._death_pipe: DeathPipe | None = None
         self._segment: Segment | None = None
         self._listen = ListenSockets()
         self._listening = False
@@ -166,7 +167,10 @@ class Supervisor:
             if self.config.logging_collector:
                 self._collector_read, self._collector_write = os.pipe2(os.O_CLOEXEC)
                 os.set_blocking(self._collector_write, False)
-            self._forkserver = ForkServer.start(PRELOAD)
+            # The death pipe is ours, not the fork server's: the children hold it, and it must
+            # outlive a fork server that dies and is replaced.
+            self._death_pipe = DeathPipe()
+            self._forkserver = ForkServer.start(PRELOAD, death_pipe=self._death_pipe)
         except SpawnFailed as error:
             self._release_resources()
             raise StartupError(str(error)) from None  # "could not start the fork server: ..."
@@ -346,7 +350,7 @@ class Supervisor:
             if self._segment is not None and _needs_slot(action):
                 slot = self._segment.assign_slot()
             program, args = spawn_request(self, action, slot)
-            pid = self._forkserver.spawn(program, args, fds)
+            pid = self._spawn_through_server(program, args, fds)
         except (SpawnFailed, OSError, RuntimeError) as error:
             if slot is not None and self._segment is not None:
                 self._segment.release_slot(slot)
@@ -365,6 +369,21 @@ class Supervisor:
         if action.kind is ChildKind.SYSLOGGER and self._collector_write >= 0:
             self.log.redirect_to_collector(self._collector_write)
         return ChildStarted(action.child_id, pid)
+
+    def _spawn_through_server(self, program: str, args: dict[str, object], fds: dict[str, int]) -> int:
+        """Fork through the fork server; if it has died (kill -9 from outside), start a new
+        one and try once more, so the postmaster never loses the ability to fork."""
+        assert self._forkserver is not None
+        try:
+            return self._forkserver.spawn(program, args, fds)
+        except SpawnFailed:
+            if self._forkserver.alive():
+                raise
+        old = self._forkserver
+        self.log.write(LogLevel.LOG, f"fork server (PID {old.pid}) is gone; starting a new one")
+        old.stop()
+        self._forkserver = ForkServer.start(PRELOAD, death_pipe=self._death_pipe)
+        return self._forkserver.spawn(program, args, fds)
 
     def _signal(self, action: SignalChild) -> None:
         pid = self._child_pids.get(action.child_id)
@@ -531,8 +550,11 @@ class Supervisor:
             client.close()
         self._connections.clear()
         if self._forkserver is not None:
-            self._forkserver.stop()  # closes the death pipe: children still alive exit
+            self._forkserver.stop()
             self._forkserver = None
+        if self._death_pipe is not None:
+            self._death_pipe.close()  # children still alive see the postmaster gone, and exit
+            self._death_pipe = None
         if self._segment is not None:
             self._segment.destroy()
             self._segment = None
