@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from pathlib import Path
 
 from pgtop.attach.locate import AttachError
 from pgtop.attach.source import AttachSource, attach_source, describe_observed
@@ -99,8 +98,6 @@ def attach_app(source: AttachSource, args: argparse.Namespace, **options: object
     class AttachApp(dashboard.PgtopApp):
         """The dashboard over a real server. Q only leaves (the server keeps running)
         unless pgtop made the cluster; the top line says what pmState was inferred from."""
-
-        CSS_PATH = str(Path(dashboard.__file__).with_name(dashboard.PgtopApp.CSS_PATH))  # relative to PgtopApp's module
 
         def __init__(self) -> None:
             super().__init__(
