@@ -249,6 +249,8 @@ class Segment:
         self._memory = memory
         self._layout = layout
         self._next_slot = layout.max_children  # AssignPostmasterChildSlot searches downwards
+        # Worked out once: a backend rewrites its activity row twice per statement.
+        self._activity_base, self._entries = layout.activity, layout.entries
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -464,9 +466,9 @@ class Segment:
         return self._layout.max_children + 1 + AUX_KINDS.index(kind)
 
     def _entry_offset(self, entry: int) -> int:
-        if not 1 <= entry <= self._layout.entries:
-            raise ValueError(f"activity entry {entry} is out of range 1..{self._layout.entries}")
-        return self._layout.activity + (entry - 1) * self._layout.row_size
+        if not 1 <= entry <= self._entries:
+            raise ValueError(f"activity entry {entry} is out of range 1..{self._entries}")
+        return self._activity_base + (entry - 1) * _Layout.row_size
 
     def write_activity(self, entry: int, row: ActivityRow) -> None:
         """Write a whole row (its owner, or the postmaster once the owner is dead)."""
@@ -515,11 +517,11 @@ class Segment:
         """Entries whose pid is not 0 at a glance. The postmaster publishes a snapshot after
         every change, and most of MaxLivePostmasterChildren rows are empty: peeking at the
         pid skips unpacking them. A row being written right now is read (and checked) in full."""
-        base, size, memory = self._layout.activity + _COUNT_SIZE, self._layout.row_size, self._memory
+        base, size, memory = self._activity_base + _COUNT_SIZE, _Layout.row_size, self._memory
         pid_at, count_at = _PID_PEEK.unpack_from, _U32.unpack_from
         return [
             entry
-            for entry in range(1, self._layout.entries + 1)
+            for entry in range(1, self._entries + 1)
             if pid_at(memory, base + (entry - 1) * size)[0] != 0
             or count_at(memory, base - _COUNT_SIZE + (entry - 1) * size)[0] % 2  # being written
         ]

@@ -11,7 +11,7 @@ import contextlib
 import datetime as dt
 import functools
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pgtop.sql import ast
@@ -113,6 +113,9 @@ class Engine:
         self.storage = storage
         self.settings = Settings(env.settings())
         self.state = SessionState(env, self.settings)
+        # Analyses of SELECTs without FROM, by text and parameter types: their plans read
+        # neither storage nor settings (the analyzer gets neither), so they stay valid.
+        self._table_free: dict[tuple[str, tuple[int, ...] | None], Prepared] = {}
 
     # -- session ----------------------------------------------------------------------------
 
@@ -147,6 +150,16 @@ class Engine:
         return statements
 
     def analyze(self, parsed: Statement, param_types: Sequence[int] | None) -> Prepared:
+        table_free = isinstance(parsed.tree, ast.Select) and parsed.tree.table is None
+        key = (parsed.text, None if param_types is None else tuple(param_types))
+        if table_free and (known := self._table_free.get(key)) is not None:
+            return replace(known, parsed=parsed)
+        prepared = self._analyze(parsed, param_types)
+        if table_free and len(self._table_free) < _REMEMBER_PLANS:
+            self._table_free[key] = prepared
+        return prepared
+
+    def _analyze(self, parsed: Statement, param_types: Sequence[int] | None) -> Prepared:
         params = Params(param_types)
         with _stack_guard():
             plan = self._plan(parsed.tree, params)
@@ -261,6 +274,7 @@ def _one_per(codes: Sequence[int], count: int) -> tuple[int, ...]:
 
 
 _REMEMBER_UP_TO = 4096  # characters: longer statements are parsed each time
+_REMEMBER_PLANS = 64  # table-free analyses a session keeps
 
 
 @functools.lru_cache(maxsize=256)

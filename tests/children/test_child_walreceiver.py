@@ -81,7 +81,8 @@ def test_a_refused_connection_is_fatal_with_libpqs_words(postmaster: Postmaster)
         rf'FATAL:  could not connect to the primary server: connection to server at "127.0.0.1", port {port} failed: '
         "Connection refused$"
     )
-    postmaster.log.wait_for(r"^\tIs the server running on that host and accepting TCP/IP connections\?$")
+    # libpq's own "\tIs the server ..." line, and elog's tab after the newline before it.
+    postmaster.log.wait_for(r"^\t\tIs the server running on that host and accepting TCP/IP connections\?$")
 
 
 def test_a_missing_unix_socket_is_fatal(postmaster: Postmaster, tmp_path) -> None:
