@@ -102,7 +102,14 @@ def running_postmaster(datadir: Path) -> int | None:
 
 
 def run_view(args: argparse.Namespace) -> int:
+    from pgtop.runtime.forkserver import set_parent_death_signal
     from pgtop.ui.remote import RemoteController, ViewerApp
+
+    if args.wait:  # a browser tab's viewer, run by `pgtop serve`: it must not outlive serve
+        parent = os.getppid()
+        set_parent_death_signal(signal.SIGTERM)
+        if os.getppid() != parent:  # serve died before the death signal was armed
+            return 1
 
     datadir = Path(args.pgdata).absolute()
     if not (datadir / "pgtop.yaml").exists():
