@@ -142,7 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_ctl(args: argparse.Namespace) -> int:
     datadir = Path(args.pgdata)
     contents = pidfile.read(datadir)
-    running = contents is not None and _alive(contents.pid)
+    running = contents is not None and pidfile.postmaster_alive(contents.pid)
     if args.action == "status":
         return _ctl_status(datadir, contents, running, as_json=args.json)
     if not running or contents is None:
@@ -202,7 +202,7 @@ def _ctl_stop(datadir: Path, pid: int, args: argparse.Namespace) -> int:
     print("waiting for server to shut down...", end="", flush=True)
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
-        if pidfile.read(datadir) is None or not _alive(pid):
+        if pidfile.read(datadir) is None or not pidfile.postmaster_alive(pid):
             print(" done\nserver stopped")
             return 0
         print(".", end="", flush=True)
@@ -210,16 +210,6 @@ def _ctl_stop(datadir: Path, pid: int, args: argparse.Namespace) -> int:
     print(" failed")
     _fail("server does not shut down", prog="pgtop ctl")
     return 1
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fail(message: str, hint: str | None = None, *, prog: str = "pgtop") -> None:

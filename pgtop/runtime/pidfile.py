@@ -149,6 +149,18 @@ class PidFile:
         _unlink_quietly(self.path)
 
 
+def postmaster_alive(pid: int) -> bool:
+    """pg_ctl's check on the PID a lock file names: kill(pid, 0). A process we may not
+    signal (another user's) is alive all the same."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def read(datadir: str | Path) -> PidFileContents | None:
     """The lock file as `pgtop ctl` sees it; None if there is none (or it is not readable yet)."""
     return _read_contents(Path(datadir) / PID_FILE_NAME)

@@ -154,7 +154,7 @@ class RemoteController:
 
     def _postmaster_pid(self) -> int:
         contents = pidfile.read(self.datadir)
-        if contents is None or not _alive(contents.pid):
+        if contents is None or not pidfile.postmaster_alive(contents.pid):
             raise CommandRefused(f"no server running in {self.datadir}")
         return contents.pid
 
@@ -211,11 +211,3 @@ def _note(message: str) -> LogRecord:
     return LogRecord(time.time(), 0, "pgtop view", LogLevel.LOG, message, text=f"pgtop view: {message}")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
