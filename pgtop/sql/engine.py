@@ -95,6 +95,9 @@ class SessionState:
     transaction_start: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     statement_start: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     notices: list[Diagnostic] = field(default_factory=list)
+    # StartTransaction's startedInRecovery: a transaction begun on a hot standby stays
+    # read-only (25006) until it ends, even if the server is promoted meanwhile.
+    started_in_recovery: bool = False
 
     def notify(self, severity: str, sqlstate: str, message: str) -> None:
         self.notices.append(Diagnostic(severity, sqlstate, message))
@@ -254,6 +257,7 @@ class Engine:
 
     def begin(self) -> None:
         self.state.transaction_start = dt.datetime.now(dt.timezone.utc)
+        self.state.started_in_recovery = self.env.in_recovery()
         self.settings.begin()
         self.storage.begin()
 

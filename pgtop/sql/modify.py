@@ -1,5 +1,6 @@
 """The statements that write: CREATE TABLE, DROP TABLE, INSERT, UPDATE, DELETE. Each checks
-the Environment's recovery state first (25006), as PostgreSQL refuses writes on a standby."""
+the recovery state first (25006), as PostgreSQL refuses writes on a standby: the state when
+the transaction began (a transaction open across a promotion stays read-only) or now."""
 
 from __future__ import annotations
 
@@ -26,7 +27,9 @@ from pgtop.sql.types import BY_NAME, output_value
 
 
 def require_writable(ex: Execution, command: str) -> None:
-    if ex.env.in_recovery():
+    # Recovery never starts again under a session, so "now" only matters to a caller that
+    # ran a statement without begin().
+    if ex.session.started_in_recovery or ex.env.in_recovery():
         raise read_only(command)
 
 
