@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--theme", help="dashboard theme (pgtop-dark, pgtop-light, pgtop-high-contrast, or any Textual theme)")
     parser.add_argument("--no-confirm", action="store_true", help="no confirmation for destructive keys (presenters)")
     parser.add_argument("--readonly", action="store_true", help="watch only: keys send nothing")
+    parser.add_argument("--with-standby", action="store_true",
+                        help="also run a streaming standby of the cluster, shown in the same dashboard (keys 1 and 2)")
+    parser.add_argument("--standby-dir", metavar="DIR", help="the standby's data directory (default: DIR-standby; made on the first run)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     init = sub.add_parser("init", help="create a data directory, like initdb")
@@ -89,7 +92,10 @@ def _primary(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.standby_dir and not args.with_standby:
+        parser.error("--standby-dir needs --with-standby")  # exits 2 with the usage
     if args.command == "init":
         return cmd_init(args)
     if args.command == "run":
@@ -122,9 +128,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """The postmaster in the foreground: the main thread only waits and passes signals on."""
+    from pgtop.runtime.background import arm_stop_with_parent
     from pgtop.runtime.signals import SignalCatcher, block_postmaster_signals
     from pgtop.runtime.supervisor import StartupError, Supervisor
 
+    if not arm_stop_with_parent():
+        return 1  # the pgtop that started us is already gone
     block_postmaster_signals()  # before any thread exists, so every thread inherits it
     supervisor = Supervisor(args.pgdata, argv=sys.argv)
     try:

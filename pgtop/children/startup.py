@@ -81,6 +81,7 @@ class StartupProcess:
         self.title = ""
         self.source = WalSource(ctx)
         self.waiting_for_wal = False  # the next sleep is a wait for WAL: SIGUSR1 ends it
+        self.replayed_published = -1  # the replay position last put in shared memory
 
     # -- interrupts (HandleStartupProcInterrupts) ----------------------------------------
 
@@ -150,6 +151,9 @@ class StartupProcess:
                 if config_of(ctx).hot_standby:
                     ctx.raise_pmsignal(PMSignalReason.BEGIN_HOT_STANDBY)
             case WaitingForWal(lsn=lsn):
+                if lsn != self.replayed_published:  # caught up: pg_last_wal_replay_lsn() is here
+                    self.publish(replay_lsn=lsn)
+                    self.replayed_published = lsn
                 if not (self.recovery.streaming and self.title == self.activity_title("recovering", lsn)):
                     self.set_activity("waiting for", lsn)  # streaming keeps "recovering" (XLogFileRead)
                 self.recovery.streaming = self.source.streaming(config_of(ctx))

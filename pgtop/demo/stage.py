@@ -11,12 +11,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -24,7 +20,7 @@ from typing import Any
 from pgtop.core.config import Config
 from pgtop.demo.clients import Clients, Endpoint
 from pgtop.demo.observer import Observer
-from pgtop.runtime.control import request
+from pgtop.runtime.background import BackgroundCluster
 from pgtop.runtime.datadir import CONTROL_FILE, find_free_port, init_datadir
 from pgtop.runtime.serverlog import ServerLog
 from pgtop.runtime.snapshot import CommandRefused
@@ -112,7 +108,7 @@ class PrimaryCluster:
 
     def __init__(self, parent: Path | None = None) -> None:
         self.cluster = ThrowawayCluster(parent=parent)
-        self.process: subprocess.Popen[bytes] | None = None
+        self.background = BackgroundCluster(self.cluster.datadir, self.cluster.root / "primary.log")
 
     @property
     def conninfo(self) -> str:
@@ -120,34 +116,13 @@ class PrimaryCluster:
 
     def start(self, timeout: float = 30.0) -> None:
         """Start it and wait for PM_RUN. Raises CommandRefused."""
-        log = open(self.cluster.root / "primary.log", "ab")  # noqa: SIM115 - the child keeps it
-        with log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "pgtop", "run", "-D", str(self.cluster.datadir)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise CommandRefused(f"the primary exited with code {self.process.returncode}")
-            try:
-                if request(self.cluster.datadir, {"op": "status"}, timeout=1.0).get("status", {}).get("pm_state") == "PM_RUN":
-                    return
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.1)  # polling the primary's control socket, with a deadline
-        raise CommandRefused(f"the primary did not reach PM_RUN within {timeout:g} s")
+        self.background.start()
+        reason = self.background.wait_ready(timeout)
+        if reason is not None:
+            raise CommandRefused(f"the primary did not start: {reason}")
 
     def stop(self) -> None:
-        process = self.process
-        if process is not None and process.poll() is None:
-            for sig, patience in ((signal.SIGINT, 30.0), (signal.SIGQUIT, 10.0), (signal.SIGKILL, 5.0)):
-                process.send_signal(sig)
-                try:
-                    process.wait(patience)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
+        self.background.stop()
         self.cluster.remove()
 
 

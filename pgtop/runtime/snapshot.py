@@ -51,6 +51,25 @@ class RecoveryProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplicationProgress:
+    """Streaming replication as one side sees it: a primary's walsender (pg_stat_replication)
+    or a standby's walreceiver and startup process (pg_stat_wal_receiver, replay). LSNs are
+    byte positions; `heard_at` is when the other side last spoke (wall clock, 0: never)."""
+
+    role: str  # "primary" or "standby"
+    streaming: bool  # a walsender (primary) or walreceiver (standby) runs now
+    wal_end: int  # the primary's end of WAL: its own flush position, or as last reported to the standby
+    flushed: int  # WAL the standby has made durable
+    replayed: int  # WAL the standby has applied
+    heard_at: float
+
+    @property
+    def lag_bytes(self) -> int:
+        """How far the standby's replay is behind the primary's end of WAL."""
+        return max(0, self.wal_end - self.replayed)
+
+
+@dataclass(frozen=True, slots=True)
 class Snapshot:
     state: State
     postmaster_pid: int
@@ -61,6 +80,7 @@ class Snapshot:
     activity: tuple[BackendActivity, ...] = ()
     recovery: RecoveryProgress | None = None
     standby_of: str | None = None
+    replication: ReplicationProgress | None = None
     observed: frozenset[str] = frozenset()  # attach mode: which facts were seen, not inferred
 
 

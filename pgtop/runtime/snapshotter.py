@@ -15,13 +15,16 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from pgtop.runtime.shmem import format_lsn
+from pgtop.core.state import State
+from pgtop.core.vocabulary import ChildKind
+from pgtop.runtime.shmem import Counters
 from pgtop.runtime.snapshot import (
     BackendActivity,
     ProcessStats,
-    RecoveryProgress,
+    ReplicationProgress,
     Snapshot,
 )
+from pgtop.storage.recovery import STANDBY_SIGNAL
 
 if TYPE_CHECKING:
     from pgtop.runtime.supervisor import Supervisor
@@ -83,6 +86,9 @@ class Snapshotter:
         self._published_state = state
         if stats_due:
             self._sample_stats(state, now)
+        counters = self._counters()
+        standby_mode = (supervisor.datadir / STANDBY_SIGNAL).exists()  # removed by promotion
+        replication = _replication(state, counters, standby_mode=standby_mode)
         snapshot = Snapshot(
             state=state,
             postmaster_pid=supervisor.pid,
@@ -91,7 +97,9 @@ class Snapshotter:
             at=now,
             stats=dict(self._stats),
             activity=self._activity(),
-            recovery=self._recovery(),
+            recovery=counters.recovery_progress() if counters is not None else None,
+            standby_of=_standby_of(supervisor.config.primary_conninfo, replication),
+            replication=replication,
         )
         self.latest = snapshot
         with self._lock:
@@ -108,23 +116,14 @@ class Snapshotter:
         except (ValueError, OSError):  # the segment is being replaced (crash reinit)
             return ()
 
-    def _recovery(self) -> RecoveryProgress | None:
+    def _counters(self) -> Counters | None:
         segment = self._supervisor.segment
         if segment is None:
             return None
         try:
-            counters = segment.counters()
-        except (ValueError, OSError):
+            return segment.counters()
+        except (ValueError, OSError):  # the segment is being replaced (crash reinit)
             return None
-        if not counters.replaying:
-            return None
-        return RecoveryProgress(
-            redo_start=format_lsn(counters.redo_start_lsn),
-            replayed=format_lsn(counters.replay_lsn),
-            end=format_lsn(counters.recovery_end_lsn),
-            records_done=counters.records_replayed,
-            records_total=counters.records_total,
-        )
 
     def _sample_stats(self, state: object, now: float) -> None:
         self._stats_at = now
@@ -145,3 +144,34 @@ class Snapshotter:
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 self._processes.pop(pid, None)
         self._stats = stats
+
+
+def _replication(state: State, counters: Counters | None, *, standby_mode: bool) -> ReplicationProgress | None:
+    """A standby (standby.signal, as StandbyModeRequested) or a primary whose walsender has
+    heard from a standby; None for a cluster that never replicated."""
+    if counters is None:
+        return None
+    running = {child.kind for child in state.children.values() if child.pid is not None}
+    if standby_mode:
+        return ReplicationProgress(
+            role="standby",
+            streaming=ChildKind.WALRECEIVER in running,
+            wal_end=max(counters.walrcv_latest_end_lsn, counters.walrcv_flushed_lsn),
+            flushed=counters.walrcv_flushed_lsn,
+            replayed=counters.replay_lsn,
+            heard_at=counters.walrcv_last_msg_receipt_time,
+        )
+    if counters.walsnd_reply_time:
+        return ReplicationProgress(
+            role="primary",
+            streaming=ChildKind.WALSENDER in running,
+            wal_end=max(counters.wal_flush_lsn, counters.walsnd_sent_lsn),
+            flushed=counters.walsnd_flush_lsn,
+            replayed=counters.walsnd_replay_lsn,
+            heard_at=counters.walsnd_reply_time,
+        )
+    return None
+
+
+def _standby_of(primary_conninfo: str, replication: ReplicationProgress | None) -> str | None:
+    return primary_conninfo or None if replication is not None and replication.role == "standby" else None

@@ -12,7 +12,6 @@ from typing import ClassVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
@@ -22,17 +21,10 @@ from pgtop.runtime.snapshot import Controller, LogRecord, ShutdownMode, Snapshot
 from pgtop.ui.commands import PgtopCommands
 from pgtop.ui.control import ClusterCommands
 from pgtop.ui.messages import LogArrived, SnapshotArrived
-from pgtop.ui.rows import sigkill_countdown
 from pgtop.ui.themes import DEFAULT_THEME, load_themes
-from pgtop.ui.widgets.backends_table import BackendsTable
 from pgtop.ui.widgets.caption import Caption
 from pgtop.ui.widgets.children_table import ChildrenTable
-from pgtop.ui.widgets.cluster_facts import ClusterFacts
-from pgtop.ui.widgets.pmstate_banner import PMStateBanner
-from pgtop.ui.widgets.recovery_panel import RecoveryPanel
-from pgtop.ui.widgets.server_log import ServerLog
-from pgtop.ui.widgets.shutdown_ladder import ShutdownLadder
-from pgtop.ui.widgets.state_diagram import StateDiagram
+from pgtop.ui.widgets.cluster_pane import ClusterPane
 from pgtop.ui.widgets.status_line import StatusLine
 
 
@@ -140,18 +132,7 @@ class PgtopApp(ClusterCommands, App[None]):
 
     def compose(self) -> ComposeResult:
         yield StatusLine()
-        with Horizontal(id="overview"):
-            with Vertical(id="headline"):
-                yield PMStateBanner()
-                yield ShutdownLadder()
-            with Vertical(id="flags"):
-                yield ClusterFacts()
-                yield RecoveryPanel()
-            yield StateDiagram()
-        yield ChildrenTable(id="children")
-        with Horizontal(id="activity"):
-            yield BackendsTable(id="backends")
-            yield ServerLog()
+        yield ClusterPane()
         yield Caption()
         yield Footer()
 
@@ -162,8 +143,6 @@ class PgtopApp(ClusterCommands, App[None]):
         status.note = self.title_note
         if self.title_note:
             self.query_one(Caption).say(self.title_note)
-        self.query_one("#children").border_title = "children"
-        self.query_one("#backends").border_title = "backends"
         self.query_one(ChildrenTable).focus()
         self.set_interval(1.0, self._tick)
         with self._sink_lock:
@@ -184,6 +163,11 @@ class PgtopApp(ClusterCommands, App[None]):
             raise NoMatches("the dashboard's screen is not mounted")
         return self.screen_stack[0]
 
+    @property
+    def pane(self) -> ClusterPane:
+        """The cluster the keys act on."""
+        return self.main_screen.query_one(ClusterPane)
+
     def on_snapshot_arrived(self, message: SnapshotArrived) -> None:
         try:
             self.apply_snapshot(message.snapshot)
@@ -192,58 +176,27 @@ class PgtopApp(ClusterCommands, App[None]):
 
     def on_log_arrived(self, message: LogArrived) -> None:
         try:
-            self.main_screen.query_one(ServerLog).append(message.record)
+            self.pane.append_log(message.record)
         except NoMatches:
             self.call_after_refresh(self.post_message, LogArrived(message.record))
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
         """Bring every widget up to this snapshot."""
         self.snapshot = snapshot
-        state = snapshot.state
-        now = self.clock()
-        stopped = state.exit_code is not None
-        banner = self.main_screen.query_one(PMStateBanner)
-        banner.pm_state = state.pm_state
-        banner.fatal_error = state.fatal_error
-        banner.stopped = stopped
-        diagram = self.main_screen.query_one(StateDiagram)
-        diagram.pm_state = state.pm_state
-        diagram.last_transition = state.last_transition
-        self.main_screen.query_one(ShutdownLadder).level = state.shutdown
-        facts = self.main_screen.query_one(ClusterFacts)
-        facts.fatal_error = state.fatal_error
-        facts.conns_allowed = state.conns_allowed
-        facts.startup_status = state.startup_status
-        facts.postmaster_pid = snapshot.postmaster_pid
-        facts.child_count = len(state.children)
-        facts.exit_code = state.exit_code
-        self.main_screen.query_one(RecoveryPanel).progress = snapshot.recovery
+        self.pane.apply(snapshot, self.clock())
         status = self.main_screen.query_one(StatusLine)
         status.data_dir = snapshot.data_dir
         status.port = snapshot.port
-        self.main_screen.query_one(ChildrenTable).apply(snapshot, now)
-        self.main_screen.query_one(BackendsTable).apply(snapshot)
-        self._show_clock(now)
-        if self.quitting and stopped:
+        if self.quitting and snapshot.state.exit_code is not None:
             self.finish_quit()
 
     def _tick(self) -> None:
-        now = self.clock()
-        try:
-            self._show_clock(now)
-            if self.snapshot is not None:
-                self.main_screen.query_one(ChildrenTable).tick(self.snapshot.state, now)
-        except NoMatches:
-            pass  # the dashboard is being torn down (quitting): nothing to refresh
-
-    def _show_clock(self, now: float) -> None:
-        """Uptime and the SIGKILL countdown: the only texts that change between snapshots."""
         if self.snapshot is None:
             return
-        state = self.snapshot.state
-        running = state.exit_code is None and state.started_at
-        self.main_screen.query_one(ClusterFacts).uptime = now - state.started_at if running else None
-        self.main_screen.query_one(ShutdownLadder).sigkill_in = sigkill_countdown(state, now)
+        try:
+            self.pane.tick(self.snapshot.state, self.clock())
+        except NoMatches:
+            pass  # the dashboard is being torn down (quitting): nothing to refresh
 
     # -- messages to the user ----------------------------------------------------------------
 

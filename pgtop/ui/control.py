@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pgtop.core.vocabulary import Shutdown, Sig
 from pgtop.runtime.snapshot import CommandRefused, ShutdownMode
 from pgtop.ui.screens.confirm_screen import ConfirmScreen
-from pgtop.ui.widgets.children_table import ChildrenTable
 
 READ_ONLY = "read-only: nothing sent"
 
@@ -123,7 +122,7 @@ class ClusterCommands:
         if self.readonly:
             self.say(READ_ONLY, "warning")
             return
-        row = self.query_one(ChildrenTable).selected_row
+        row = self.pane.children_table.selected_row
         if row is None or not row.signalable:
             self.say("no running child selected: nothing sent", "warning")
             return

@@ -195,7 +195,13 @@ def build_dashboard(args: argparse.Namespace) -> tuple[PgtopApp, DashboardContro
 
     datadir = Path(args.pgdata) if args.pgdata else default_datadir()
     controller = DashboardController(datadir, terminal_fds())
-    app = PgtopApp(controller, confirm=not args.no_confirm, readonly=args.readonly, theme=args.theme)
+    options = {"confirm": not args.no_confirm, "readonly": args.readonly, "theme": args.theme}
+    if getattr(args, "with_standby", False):
+        from pgtop.ui.pair import pair_app
+
+        app = pair_app(controller, args, **options)
+    else:
+        app = PgtopApp(controller, **options)
     if not datadir.exists() or (args.pgdata is None and not any(datadir.iterdir())):
         port = find_free_port(DEFAULT_PORT)
         init_datadir(datadir, port=port)
@@ -223,6 +229,10 @@ def run_dashboard(args: argparse.Namespace) -> int:
             app.run()
     except StartupError as error:
         return _fail(error.message, error.hint, error.exit_code, error.detail)
+    finally:
+        standby = getattr(app, "standby", None)  # `--with-standby`: its postmaster stops too
+        if standby is not None:
+            standby.close()
     return 0
 
 

@@ -75,6 +75,18 @@ class Tmux:
         subprocess.run([*self.base, "kill-server"], capture_output=True, check=False)
 
 
+def _still_there(pid: int, directory: Path) -> str:
+    """What keeps a pane open: the demo itself, or processes holding its terminal."""
+    described = []
+    for found in _living_in(directory):
+        try:
+            process = psutil.Process(found)
+            described.append(f"{found} {process.status()} {' '.join(process.cmdline())[:80]}")
+        except psutil.Error:
+            continue
+    return f"demo {pid} alive: {psutil.pid_exists(pid)}; living in the test's directory: {described}"
+
+
 def _ends(pid: int) -> bool:
     """Wait for the process to end; if it does not, kill it (the test then fails)."""
     try:
@@ -102,7 +114,7 @@ def test_pgtop_demo_in_a_real_terminal(tmp_path):
         deadline = time.monotonic() + TIMEOUT
         while tmux.alive() and time.monotonic() < deadline:
             time.sleep(0.1)  # waiting for the demo to stop its cluster and leave
-        assert not tmux.alive(), "Q should stop the cluster and leave"
+        assert not tmux.alive(), f"Q should stop the cluster and leave; {_still_there(demo, tmp_path)}; the screen:\n{tmux.screen()}"
     finally:
         tmux.kill()
         ended = _ends(demo)
