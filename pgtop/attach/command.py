@@ -14,7 +14,8 @@ import signal
 import sys
 
 from pgtop.attach.locate import AttachError
-from pgtop.attach.source import AttachSource, attach_source, describe_observed
+from pgtop.attach.observed import describe_observed
+from pgtop.attach.source import AttachSource, attach_source
 from pgtop.attach.spawn import SpawnError
 
 
@@ -37,6 +38,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     attach.add_argument("--readonly", action="store_true", default=argparse.SUPPRESS, help="watch only: keys send nothing")
     attach.add_argument("--no-confirm", action="store_true", default=argparse.SUPPRESS, help="no confirmation for destructive keys")
     attach.add_argument("--theme", default=argparse.SUPPRESS, help="dashboard theme")
+    # A browser tab's viewer, run by `pgtop serve --attach`: it dies with serve.
+    attach.add_argument("--served", action="store_true", help=argparse.SUPPRESS)
     return attach
 
 
@@ -65,6 +68,14 @@ def run(args: argparse.Namespace) -> int:
     if args.host_dir and getattr(args, "port", None) is None:
         print("pgtop attach: --host-dir goes with --port", file=sys.stderr)
         return 2
+    if getattr(args, "served", False):
+        from pgtop.ui.serve import die_with_serve
+
+        if getattr(args, "spawn", False):  # serve makes the one throwaway cluster, not a tab
+            print("pgtop attach: --served does not go with --spawn", file=sys.stderr)
+            return 2
+        if not die_with_serve():
+            return 1
     try:
         source = attach_source(args)
     except (AttachError, SpawnError) as error:
@@ -93,11 +104,14 @@ def run(args: argparse.Namespace) -> int:
 def attach_app(source: AttachSource, args: argparse.Namespace, **options: object):
     """The dashboard for this source (options such as `clock` go to PgtopApp)."""
     from pgtop.ui import app as dashboard
+    from pgtop.ui.widgets.cluster_facts import ClusterFacts
+    from pgtop.ui.widgets.pmstate_banner import PMStateBanner
     from pgtop.ui.widgets.status_line import StatusLine
 
     class AttachApp(dashboard.PgtopApp):
         """The dashboard over a real server. Q only leaves (the server keeps running)
-        unless pgtop made the cluster; the top line says what pmState was inferred from."""
+        unless pgtop made the cluster; the top line says what was seen, and the banner and
+        the facts which of their facts were observed and which inferred."""
 
         def __init__(self) -> None:
             super().__init__(
@@ -122,6 +136,9 @@ def attach_app(source: AttachSource, args: argparse.Namespace, **options: object
             super().apply_snapshot(snapshot)
             main = self.screen_stack[0]  # the dashboard, even under a dialog
             main.query_one(StatusLine).note = f"{source.title_note} · {describe_observed(snapshot.observed)}"
+            # Attached even when nothing is observed: the tags say "inferred" then.
+            main.query_one(PMStateBanner).attached = True
+            main.query_one(ClusterFacts).attached = True
 
     return AttachApp()
 

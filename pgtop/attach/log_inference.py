@@ -52,6 +52,7 @@ class LogInference(Base):
                 self.happened.sigkills.append(at)
                 self._update(abort_start_time=0.0)
             case Fact.REINITIALIZING:
+                self._last_steps_to_exit(at)  # the line may come before the last deaths are seen
                 self._set_pm_state(PMState.NO_CHILDREN, "T6: every child exited (log: reinitializing)", at)
                 self._set_pm_state(PMState.STARTUP, "T11: all server processes terminated; reinitializing (log)", at)
                 self._update(abort_start_time=0.0, startup_status=StartupStatus.RUNNING)
@@ -80,8 +81,9 @@ class LogInference(Base):
                 assert_never(unknown)
 
     def _last_steps_to_exit(self, at: float) -> None:
-        """The postmaster exits only from PM_NO_CHILDREN: the states it must have passed
-        on the way, when the log jumps there before we saw the last children go."""
+        """The postmaster exits, or reinitialises after a crash, only from PM_NO_CHILDREN:
+        the states it must have passed on the way, when the log jumps there before we saw
+        the last children go."""
         if self.pm_state == PMState.SHUTDOWN:
             self._set_pm_state(PMState.SHUTDOWN_2, "reaper: the checkpointer exited in PM_SHUTDOWN (inferred)", at)
         if self.pm_state in (PMState.SHUTDOWN_2, PMState.WAIT_BACKENDS):

@@ -13,7 +13,8 @@ Rules and theory:
   (which only runs in PM_RUN) is back.
 - Children are the real processes with their real PIDs and kernel start times. A death is
   seen the moment it happens; how the child ended is taken from the log (LogChildExit, or
-  a FATAL line: exit 1) within `GRACE` seconds, else inferred (see `verdicts`).
+  a FATAL line: exit 1) within `GRACE` seconds, else inferred (see `verdicts`). A status
+  nothing seen tells is recorded as None (`ExitRecord.status`): "unknown" on screen.
 - Every pmState change goes through `_set_pm_state`, which records the rule that made it;
   `transitions` keeps them all, so a viewer (or a test) can see every state a crash cycle
   passed through even when they all happen within one poll.
@@ -34,7 +35,14 @@ from pgtop.attach.log_inference import LogInference
 from pgtop.attach.logrules import Fact, LogFact, classify
 from pgtop.attach.process_inference import ProcessInference
 from pgtop.attach.titles import ProcessTitle
-from pgtop.attach.verdicts import Death, Happenings, inferred_verdict, reaper_verdict
+from pgtop.attach.verdicts import (
+    CRASH,
+    INFERRED,
+    Death,
+    Happenings,
+    inferred_verdict,
+    reaper_verdict,
+)
 from pgtop.core.config import Config
 from pgtop.core.state import HISTORY_LENGTH, Child, ExitRecord, State, Transition
 from pgtop.core.vocabulary import (
@@ -264,7 +272,8 @@ class AttachModel(LogInference, ProcessInference):
         else:
             self._record_inferred(death)
 
-    def _record(self, child: Child, pid: int, status: ExitStatus, at: float, verdict: str) -> None:
+    def _record(self, child: Child, pid: int, status: ExitStatus | None, at: float, verdict: str) -> None:
+        """Into the history; `status` None: unknown (ExitRecord holds it, the rows say so)."""
         if child.kind is ChildKind.BACKEND and "crash" not in verdict:
             return  # sessions come and go: only their crashes are history, as in the core
         successor = self._successor(child.lineage_key)
@@ -300,13 +309,25 @@ class AttachModel(LogInference, ProcessInference):
         self._record(child, child.pid or 0, status, death.at, verdict)
 
     def _record_inferred(self, death: Death) -> None:
-        if death.child.pid in self._crashers:
+        pid = death.child.pid or 0
+        if pid in self._crashers:  # no log: a crash was inferred from it, how it died is unseen
+            self._record(death.child, pid, None, death.at, CRASH + INFERRED)
             return
-        victim = death.child.pid in self._victims
-        self._victims.discard(death.child.pid or 0)
-        verdict = inferred_verdict(death, self.happened, log_followed=self.log_followed, victim=victim)
-        if verdict is not None:
-            self._record(death.child, death.child.pid or 0, verdict[0], death.at, verdict[1])
+        victim = pid in self._victims
+        self._victims.discard(pid)
+        status, verdict = inferred_verdict(death, self.happened, log_followed=self.log_followed, victim=victim)
+        self._record(death.child, pid, status, death.at, verdict)
+
+    def _blame(self, crasher: Death) -> None:
+        """No log: a crash was inferred from this death. Judged already (it died a look
+        earlier than the second death), its record is judged again."""
+        pid = crasher.child.pid or 0
+        self._crashers.add(pid)
+        for index in range(len(self.history) - 1, -1, -1):
+            if self.history[index].pid == pid:
+                self.history[index] = dataclasses.replace(self.history[index], status=None, verdict=CRASH + INFERRED)
+                self._changed()
+                return
 
     def _kinds(self) -> set[ChildKind]:
         return {child.kind for child in self.children.values()}

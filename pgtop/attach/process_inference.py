@@ -91,7 +91,7 @@ class ProcessInference(Base):
         if not any(d.child.kind is ChildKind.CHECKPOINTER for d in deaths) and len(recent) < 2:
             return
         crasher = next((d for d in deaths if d.child.kind is ChildKind.CHECKPOINTER), None) or min(recent, key=lambda d: d.at)
-        self._crashers.add(crasher.child.pid or 0)  # how it died cannot be seen: no record
+        self._blame(crasher)
         first = min(d.at for d in recent) if recent else at
         self.happened.crashes.append(first)
         self._update(fatal_error=True, abort_start_time=first)

@@ -15,16 +15,9 @@ from typing import Protocol
 
 from pgtop.attach.control import AttachController
 from pgtop.attach.locate import DEFAULT_SOCKET_DIRS, AttachError, ServerLocation, locate
-from pgtop.attach.spawn import SpawnError, ThrowawayCluster
+from pgtop.attach.spawn import ThrowawayCluster
 from pgtop.attach.watcher import AttachWatcher
 from pgtop.runtime.snapshot import LogRecord, Snapshot
-
-SOURCE_NAMES = {
-    "pid_status": "postmaster.pid",
-    "children": "ps",
-    "log": "log",
-    "pg_stat_activity": "pg_stat_activity",
-}
 
 
 class Viewer(Protocol):
@@ -53,16 +46,6 @@ class AttachSource:
         self.controller.close()
 
 
-def describe_observed(observed: frozenset[str]) -> str:
-    """e.g. "seen: postmaster.pid, ps, log (not: pg_stat_activity); pmState inferred"."""
-    seen = [name for key, name in SOURCE_NAMES.items() if key in observed]
-    unseen = [name for key, name in SOURCE_NAMES.items() if key not in observed]
-    text = f"seen: {', '.join(seen) or 'nothing'}"
-    if unseen:
-        text += f" (not: {', '.join(unseen)})"
-    return f"{text}; pmState inferred"
-
-
 def attach_source(args: argparse.Namespace) -> AttachSource:
     """From `pgtop attach` options; raises AttachError or SpawnError with a one-line message."""
     log_path = Path(args.log).absolute() if getattr(args, "log", None) else None
@@ -88,7 +71,7 @@ def _spawned(log_path: Path | None) -> AttachSource:
         cluster.initdb()
         cluster.start()
         location = locate(data_dir=cluster.data_dir)
-    except (SpawnError, AttachError, OSError):
+    except BaseException:  # a failure, or SIGTERM (SystemExit) while initdb runs
         cluster.close()
         raise
     watcher = AttachWatcher(location, log_path=log_path or cluster.log_path)

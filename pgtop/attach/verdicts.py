@@ -2,8 +2,10 @@
 
 A death is seen the moment it happens (pidfd), but how the child ended is only known when
 the postmaster says so in the log (LogChildExit, at LOG level only for crashes and a few
-kinds) or when the child wrote a FATAL line (it then exits with 1). Otherwise the status is
-inferred from what was going on, and the verdict says "(inferred)".
+kinds) or when the child wrote a FATAL line (it then exits with 1). Otherwise the verdict is
+inferred from what was going on, and says "(inferred)"; the exit status is inferred only
+where PostgreSQL's logging rules leave one possibility, else it is None: unknown (the
+dashboard shows "unknown", never a guessed code).
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ CRASH_VICTIM = "quit in the crash cycle"
 KILLED_BY_POSTMASTER = "SIGKILL to recalcitrant children"
 BY_IMMEDIATE = "quit by the immediate shutdown"
 INFERRED = " (inferred)"
+NO_LOG = "exit seen in ps only (no log to say how)"
 LOGICAL_LAUNCHER = "logical replication launcher"
+# Kinds whose exit 0 and exit 1 both go unlogged at LOG (the reaper takes either as a
+# normal exit, LogChildExit at DEBUG2): an unexplained death of one has an unknown status.
+# Every other kind logs any exit but 0 (a crash, or a bgworker's exit 1).
+EITHER_UNLOGGED = frozenset({ChildKind.WALRECEIVER, ChildKind.ARCHIVER, ChildKind.BACKEND, ChildKind.WALSENDER, ChildKind.AUTOVAC_WORKER})
 # A death seen this close before the log line that explains it still counts (the pidfd
 # wakes us at once, the postmaster's log line is stamped a moment before it signals).
 CLOCK_SLACK = 0.05
@@ -88,19 +95,24 @@ class Happenings:
         return any(started <= at <= death.at + CLOCK_SLACK for at in times)
 
 
-def inferred_verdict(death: Death, happened: Happenings, *, log_followed: bool, victim: bool = False) -> tuple[ExitStatus, str] | None:
-    """Status and verdict of a death the log did not explain (`victim`: it was waiting for
-    its explanation when a crash was logged); None when nothing can be said (no log to
-    rule out a crash)."""
+def inferred_verdict(death: Death, happened: Happenings, *, log_followed: bool, victim: bool = False) -> tuple[ExitStatus | None, str]:
+    """Status (None: unknown) and verdict of a death no log line explained (`victim`: it was
+    waiting for its explanation when a crash was logged)."""
     child = death.child
-    if happened.covers(happened.sigkills, death):
+    if happened.covers(happened.sigkills, death):  # logged: "issuing SIGKILL to recalcitrant children"
         return ExitStatus.killed(9), KILLED_BY_POSTMASTER + INFERRED
     if victim or happened.covers(happened.crashes, death):
-        return ExitStatus.exited(2), CRASH_VICTIM + INFERRED  # quickdie: _exit(2)
+        # quickdie: _exit(2), when the crash was logged; a crash inferred from ps alone may
+        # not have been one, so how the others ended is not known either.
+        return (ExitStatus.exited(2) if log_followed else None), CRASH_VICTIM + INFERRED
     if happened.immediate_at is not None and happened.covers([happened.immediate_at], death):
         return ExitStatus.exited(2), BY_IMMEDIATE + INFERRED
+    clean = ExitStatus.exited(0)
     if not log_followed:
-        return None
-    # Every abnormal exit that matters is logged at LOG, so an unlogged one was clean.
-    status = ExitStatus.exited(0)
-    return status, reaper_verdict(child.kind, status, death.pm_state, death.shutdown, child.bgworker) + INFERRED
+        if death.shutdown == Shutdown.NO:
+            return None, NO_LOG  # nothing rules out a crash, nor a clean exit
+        return None, reaper_verdict(child.kind, clean, death.pm_state, death.shutdown, child.bgworker) + INFERRED
+    # Every other exit is logged at LOG, so an unlogged one was an exit 0 (or 1, for some).
+    either = child.kind in EITHER_UNLOGGED or (child.kind is ChildKind.STARTUP and death.shutdown > Shutdown.NO)
+    verdict = reaper_verdict(child.kind, clean, death.pm_state, death.shutdown, child.bgworker) + INFERRED
+    return (None if either else clean), verdict

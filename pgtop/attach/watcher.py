@@ -34,6 +34,7 @@ from pgtop.attach.locate import (
 from pgtop.attach.logfile import LogFollower, parse_log_line
 from pgtop.attach.logrules import Fact, classify
 from pgtop.attach.model import AttachModel, SeenProcess
+from pgtop.attach.observed import ACTIVITY, CHILDREN, LOG, PID_STATUS
 from pgtop.attach.proctable import ProcessTable
 from pgtop.core.vocabulary import PMState, Shutdown
 from pgtop.runtime.snapshot import LogRecord, Snapshot
@@ -123,14 +124,14 @@ class AttachWatcher:
 
     @property
     def observed(self) -> frozenset[str]:
-        """Which facts are seen rather than inferred right now."""
-        facts = {"children"} if self.table is not None else set()
+        """Which sources are read right now (the names: `pgtop.attach.observed`)."""
+        facts = {CHILDREN} if self.table is not None else set()
         if self._pid_status_seen:
-            facts.add("pid_status")
+            facts.add(PID_STATUS)
         if self._log_followed():
-            facts.add("log")
+            facts.add(LOG)
         if self.activity is not None and self.activity.latest is not None:
-            facts.add("pg_stat_activity")
+            facts.add(ACTIVITY)
         return frozenset(facts)
 
     # -- attaching -----------------------------------------------------------------------------

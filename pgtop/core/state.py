@@ -83,7 +83,7 @@ class ExitRecord:
     key: str
     kind: ChildKind
     pid: int
-    status: ExitStatus
+    status: ExitStatus | None  # None: unknown (attach mode, a death no log line explains)
     at: float
     verdict: str  # e.g. "clean exit, restart this one", "crash, everyone restarts"
 

@@ -46,7 +46,7 @@ def status_dict(snapshot: Snapshot) -> dict[str, Any]:
                 "start_time": child.started_at,
                 "dead_end": child.dead_end,
                 "restarts": state.restarts.get(child.lineage_key, 0),
-                "last_exit": last.status.describe() if last else None,
+                "last_exit": (last.status.describe() if last.status is not None else "unknown") if last else None,
                 "previous_pid": last.pid if last else None,
             }
         )

@@ -81,7 +81,7 @@ class Snapshot:
     recovery: RecoveryProgress | None = None
     standby_of: str | None = None
     replication: ReplicationProgress | None = None
-    observed: frozenset[str] = frozenset()  # attach mode: which facts were seen, not inferred
+    observed: frozenset[str] = frozenset()  # attach mode: which facts were seen, not inferred (pgtop.attach.observed)
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,6 +152,14 @@ def lineage(child: Child, record: ExitRecord | None) -> str:
     return f"{record.pid} → {child.pid}, {record.verdict}, back in {back}"
 
 
+def exit_text(record: ExitRecord | None) -> str:
+    """The last-exit cell: "exit 0", "SIGKILL"; "unknown" when nothing seen told the status
+    (attach mode, a death seen in ps only: its status is None)."""
+    if record is None:
+        return ""
+    return record.status.describe() if record.status is not None else "unknown"
+
+
 def order(kind: ChildKind, name: str | None, child_id: int) -> tuple:
     return (KIND_ORDER[kind], name or "", child_id)
 
@@ -168,7 +176,7 @@ def child_row(snapshot: Snapshot, child: Child) -> ChildRow:
         status,
         clock_time(child.started_at),
         str(state.restarts.get(child.lineage_key, 0)),
-        record.status.describe() if record else "",
+        exit_text(record),
         f"{stats.cpu_percent:.1f}" if stats else "",
         size(stats.rss) if stats else "",
         "",
@@ -187,7 +195,7 @@ def exited_row(row: ChildRow, state: State) -> ChildRow:
     for column in ("cpu", "rss", "next_start", "lineage"):
         cells[CHILD_COLUMN[column]] = ""
     if record is not None:
-        cells[CHILD_COLUMN["last_exit"]] = record.status.describe()
+        cells[CHILD_COLUMN["last_exit"]] = exit_text(record)
         cells[CHILD_COLUMN["lineage"]] = escape(record.verdict)
     return ChildRow(
         row.key, tuple(cells), "exited", row.kind_label, row.lineage_key, row.pid, row.started_at, row.has_lineage
@@ -204,7 +212,7 @@ def throttled_row(key: str, kind: ChildKind, name: str | None, wait: float, stat
         "throttled",
         "",
         str(state.restarts.get(lineage_key, 0)),
-        record.status.describe() if record else "",
+        exit_text(record),
         "",
         "",
         next_start(wait),

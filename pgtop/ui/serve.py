@@ -5,6 +5,13 @@ Every browser tab gets a `pgtop view` of its own, and every view attaches to the
 If no cluster runs in DIR, serve starts one in the background first (a fresh DIR is
 initialised, as the dashboard does) and stops it when serve exits.
 
+`pgtop serve --attach -D PGDATA` (or --pid, --pg-port, --spawn) serves a real PostgreSQL
+server instead: every tab runs an attach viewer (see `pgtop.attach.served`).
+
+A tab's viewer is serve's own child (the shell textual-serve starts it with execs it), so
+its parent-death signal, SIGTERM, comes when serve dies, even by SIGKILL; Textual's web
+driver turns a SIGTERM into a clean exit, and closing the tab sends it a quit message.
+
 `pgtop view -D DIR`: the dashboard attached to a running cluster, in the terminal.
 """
 
@@ -15,18 +22,15 @@ import asyncio
 import os
 import shlex
 import signal
-import subprocess
 import sys
-import time
-from collections import deque
 from pathlib import Path
 
 from pgtop.runtime import pidfile
-from pgtop.runtime.control import control_socket_path, request
+from pgtop.runtime.background import BackgroundCluster
+from pgtop.runtime.control import control_socket_path
 
 DEFAULT_PORT = 8000
 READY_TIMEOUT = 30.0  # seconds a background postmaster may take to reach PM_RUN
-STOP_TIMEOUT = 60.0
 UNIX_PATH_MAX = 108  # sun_path, with its terminating zero
 SHUTDOWN_GRACE = 2.0  # seconds open browser sessions get when serve stops
 BACKGROUND_LOG = "serve-postmaster.log"  # under log/ in the data directory
@@ -37,12 +41,15 @@ BACKGROUND_LOG = "serve-postmaster.log"  # under log/ in the data directory
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """`pgtop serve` and `pgtop view`."""
+    from pgtop.attach import served
+
     serve = subparsers.add_parser("serve", help="the dashboard in web browsers, all watching one cluster")
-    serve.add_argument("-D", "--pgdata", metavar="DIR", help="data directory (default: the per-user cluster)")
+    serve.add_argument("-D", "--pgdata", metavar="DIR", help="data directory (default: the per-user cluster; with --attach: the real server's)")
     serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})")
     serve.add_argument("--host", default="localhost", help="address to listen on (default localhost)")
     serve.add_argument("--public-url", help="the URL browsers use, when it differs (a proxy)")
     _viewer_options(serve)
+    served.add_options(serve)
     view = subparsers.add_parser("view", help="the dashboard attached to a running `pgtop run`")
     view.add_argument("-D", "--pgdata", metavar="DIR", required=True)
     view.add_argument("--wait", action="store_true", help="wait for a postmaster to start instead of failing")
@@ -101,15 +108,21 @@ def running_postmaster(datadir: Path) -> int | None:
     return contents.pid
 
 
-def run_view(args: argparse.Namespace) -> int:
+def die_with_serve() -> bool:
+    """In a browser tab's viewer: SIGTERM when serve, its parent, dies. False if serve died
+    before the death signal was armed (then the viewer must not start)."""
     from pgtop.runtime.forkserver import set_parent_death_signal
+
+    parent = os.getppid()
+    set_parent_death_signal(signal.SIGTERM)
+    return os.getppid() == parent
+
+
+def run_view(args: argparse.Namespace) -> int:
     from pgtop.ui.remote import RemoteController, ViewerApp
 
-    if args.wait:  # a browser tab's viewer, run by `pgtop serve`: it must not outlive serve
-        parent = os.getppid()
-        set_parent_death_signal(signal.SIGTERM)
-        if os.getppid() != parent:  # serve died before the death signal was armed
-            return 1
+    if args.wait and not die_with_serve():  # a browser tab's viewer: never outlives serve
+        return 1
 
     datadir = Path(args.pgdata).absolute()
     if not (datadir / "pgtop.yaml").exists():
@@ -140,75 +153,29 @@ def run_view(args: argparse.Namespace) -> int:
 # -- serve ------------------------------------------------------------------------------------
 
 
-class BackgroundCluster:
-    """A `pgtop run` that serve started, and so must stop."""
-
-    def __init__(self, datadir: Path) -> None:
-        self.datadir = datadir
-        self.log_path = datadir / "log" / BACKGROUND_LOG
-        self.log_path.parent.mkdir(mode=0o700, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "pgtop", "run", "-D", str(datadir)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,  # a Ctrl+C meant for serve is serve's to pass on
-                preexec_fn=_fast_shutdown_if_orphaned,  # noqa: PLW1509 - no thread runs yet
-            )
-
-    def wait_ready(self, timeout: float = READY_TIMEOUT) -> str | None:
-        """None once it is in PM_RUN (or hot standby); else why not."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return f"the postmaster exited with code {self.process.returncode}: {self.last_lines()}"
-            try:
-                status = request(self.datadir, {"op": "status"}, timeout=1.0).get("status") or {}
-            except (OSError, ValueError):
-                status = {}
-            if status.get("pm_state") in ("PM_RUN", "PM_HOT_STANDBY"):
-                return None
-            time.sleep(0.1)  # polling the control socket, with a deadline
-        return f"the postmaster did not reach PM_RUN within {timeout:g} s: {self.last_lines()}"
-
-    def last_lines(self, count: int = 3) -> str:
-        try:
-            with open(self.log_path, errors="replace") as log:
-                return " / ".join(line.strip() for line in deque(log, count))
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> int | None:
-        """Fast shutdown, then immediate if it hangs; the exit code."""
-        for sig, patience in ((signal.SIGINT, STOP_TIMEOUT), (signal.SIGQUIT, 15.0), (signal.SIGKILL, 5.0)):
-            if self.process.poll() is not None:
-                break
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(patience)
-            except subprocess.TimeoutExpired:
-                continue
-        return self.process.poll()
-
-
-def _fast_shutdown_if_orphaned() -> None:
-    """In the child before exec: if serve dies, even by SIGKILL, its cluster gets SIGINT."""
-    from pgtop.runtime.forkserver import set_parent_death_signal
-
-    set_parent_death_signal(signal.SIGINT)
-
-
 def viewer_command(datadir: Path, args: argparse.Namespace) -> str:
     """The shell command textual-serve runs for each browser tab."""
     argv = [sys.executable, "-m", "pgtop.ui.serve", "view", "--wait", "-D", str(datadir)]
+    return tab_command(argv + viewer_options(args))
+
+
+def viewer_options(args: argparse.Namespace) -> list[str]:
+    """serve's dashboard options, passed on to every tab's viewer."""
+    options = []
     if getattr(args, "readonly", False):
-        argv.append("--readonly")
+        options.append("--readonly")
     if getattr(args, "no_confirm", False):
-        argv.append("--no-confirm")
+        options.append("--no-confirm")
     if getattr(args, "theme", None):
-        argv += ["--theme", args.theme]
-    return shlex.join(argv)
+        options += ["--theme", args.theme]
+    return options
+
+
+def tab_command(argv: list[str]) -> str:
+    """textual-serve runs a tab's command through /bin/sh, which (dash) would stay as the
+    viewer's parent: its parent-death signal would then wait for the shell, which outlives a
+    killed serve. `exec` makes the viewer serve's own child."""
+    return f"exec {shlex.join(argv)}"
 
 
 def _server_class(server: type) -> type:
@@ -241,6 +208,24 @@ def run_serve(args: argparse.Namespace) -> int:
         from textual_serve.server import Server
     except ImportError:
         return _fail("serve", "textual-serve is not installed (pip install textual-serve)")
+    from pgtop.attach import served
+
+    problem = served.usage_problem(args)
+    if problem is not None:
+        print(f"pgtop serve: {problem}", file=sys.stderr)
+        return 2
+    if served.wanted(args):
+        return _serve_attached(Server, args)
+    return _serve_cluster(Server, args)
+
+
+def _serve(server: type, command: str, title: str, args: argparse.Namespace) -> None:
+    """Serve until SIGINT or SIGTERM."""
+    _server_class(server)(command, host=args.host, port=args.port, title=title, public_url=args.public_url).serve()
+
+
+def _serve_cluster(server: type, args: argparse.Namespace) -> int:
+    """Every tab a `pgtop view` of the one `pgtop run` of DIR (started here if none runs)."""
     from pgtop.runtime.datadir import (
         DataDirError,
         default_datadir,
@@ -257,26 +242,48 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"pgtop serve: created a cluster in {datadir}", flush=True)
     background = None
     if running_postmaster(datadir) is None:
-        background = BackgroundCluster(datadir)
-        problem = background.wait_ready()
+        background = BackgroundCluster(datadir, datadir / "log" / BACKGROUND_LOG)
+        background.start()  # here, on the main thread: its death signal is tied to this thread
+        problem = background.wait_ready(READY_TIMEOUT)
         if problem is not None:
             background.stop()
             return _fail("serve", problem)
         print(f"pgtop serve: started the cluster in {datadir} (PID {background.process.pid}); it stops when serve does", flush=True)
-    server = _server_class(Server)(
-        viewer_command(datadir, args),
-        host=args.host,
-        port=args.port,
-        title=f"pgtop · {datadir}",
-        public_url=args.public_url,
-    )
     try:
-        server.serve()
+        _serve(server, viewer_command(datadir, args), f"pgtop · {datadir}", args)
     finally:
         if background is not None:
             code = background.stop()
             print(f"pgtop serve: the cluster in {datadir} stopped (exit code {code})", flush=True)
     return 0
+
+
+def _serve_attached(server: type, args: argparse.Namespace) -> int:
+    """Every tab an attach viewer of the one real server; a --spawn cluster is serve's."""
+    from pgtop.attach import served
+    from pgtop.attach.locate import AttachError
+    from pgtop.attach.spawn import SpawnError
+
+    # Until the server's loop takes SIGTERM over, SIGTERM unwinds through the `finally`s: a
+    # throwaway cluster (pg_ctl daemonises it, so it would not die with serve) is removed.
+    signal.signal(signal.SIGTERM, _leave)
+    try:
+        source = served.source(args)
+    except (AttachError, SpawnError) as error:
+        return _fail("serve", str(error))
+    try:
+        print(f"pgtop serve: {served.describe(source)}", flush=True)
+        _serve(server, tab_command(served.viewer_command(source, args)), served.title(source), args)
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the cleanup is bounded: let it finish
+        source.stop()
+    if source.owns_cluster:
+        print("pgtop serve: the throwaway cluster stopped and was removed", flush=True)
+    return 0
+
+
+def _leave(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

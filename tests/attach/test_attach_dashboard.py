@@ -154,7 +154,7 @@ def test_k_on_the_checkpointer_shows_the_crash_cycle_and_the_new_pids(server):
         assert rows(app)["checkpointer"]["last_exit"] == "SIGKILL"
 
     run_dashboard(source, options(), scenario)
-    assert recorder.pm_states() == ["RUN", "WAIT_BACKENDS", "NO_CHILDREN", "STARTUP", "RUN"]
+    assert recorder.pm_states() == ["RUN", "WAIT_BACKENDS", "WAIT_DEAD_END", "NO_CHILDREN", "STARTUP", "RUN"]
 
 
 def test_reload_and_fast_shutdown_from_the_keys_reach_the_real_server(server):

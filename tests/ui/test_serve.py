@@ -156,13 +156,14 @@ class _Page:
 
 
 class Serve:
-    """`pgtop serve` in a subprocess of its own."""
+    """`pgtop serve` in a subprocess of its own (no -D when `datadir` is None)."""
 
-    def __init__(self, datadir: Path, *extra: str) -> None:
+    def __init__(self, datadir: Path | None, *extra: str) -> None:
         self.port = _free_port()
         self.url = f"http://localhost:{self.port}/"
+        target = ["-D", str(datadir)] if datadir is not None else []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pgtop.ui.serve", "serve", "-D", str(datadir), "--port", str(self.port), *extra],
+            [sys.executable, "-m", "pgtop.ui.serve", "serve", *target, "--port", str(self.port), *extra],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -197,8 +198,41 @@ def browser(tmp_path):
     started.close()
 
 
-def _viewers(serve: Serve) -> list[psutil.Process]:
-    return [p for p in psutil.Process(serve.process.pid).children(recursive=True) if "view" in p.cmdline()]
+def viewers(serve: Serve, marker: str = "view") -> list[psutil.Process]:
+    """The living viewer processes of serve's tabs (`marker`: a word of their command line)."""
+    found = []
+    for process in psutil.Process(serve.process.pid).children(recursive=True):
+        try:
+            if marker in process.cmdline() and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def open_tab_viewer(serve: Serve, browser: Browser, wanted: list[str], marker: str = "view") -> psutil.Process:
+    """Open one more tab, left open, once it shows `wanted`; the viewer serving it."""
+    before = {p.pid for p in viewers(serve, marker)}
+    asyncio.run(browser.terminal_text(serve.url, wanted, close=False))
+    new = [p for p in viewers(serve, marker) if p.pid not in before]
+    assert len(new) == 1, f"one new viewer per tab, got {new}"
+    return new[0]
+
+
+def _running(process: psutil.Process) -> bool:
+    """Still running: a zombie has ended (whoever its parent is now reaps it)."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def assert_ends(processes: list[psutil.Process], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while any(_running(p) for p in processes) and time.monotonic() < deadline:
+        time.sleep(0.05)  # polling the process table, with a deadline
+    alive = [p.pid for p in processes if _running(p)]
+    assert not alive, f"{what}: {alive} still running"
 
 
 def test_every_tab_watches_the_one_running_cluster(make_cluster, browser):
@@ -208,8 +242,8 @@ def test_every_tab_watches_the_one_running_cluster(make_cluster, browser):
         first = asyncio.run(browser.terminal_text(serve.url, ["PM_RUN", str(cluster.pid)]))
         second = asyncio.run(browser.terminal_text(serve.url, ["PM_RUN", str(cluster.pid)], close=False))
         assert "normal operation" in first and "normal operation" in second
-        viewers = _viewers(serve)
-        assert viewers, "the open tab is served by a `pgtop view` process of its own"
+        tab_viewers = viewers(serve)
+        assert tab_viewers, "the open tab is served by a `pgtop view` process of its own"
         # No supervisor of their own: the one postmaster is still the only one, unchanged.
         status = cluster.status()
         assert status["postmaster_pid"] == cluster.pid and status["pm_state"] == "PM_RUN"
@@ -219,8 +253,7 @@ def test_every_tab_watches_the_one_running_cluster(make_cluster, browser):
         output = serve.stop()
     assert cluster.process.poll() is None, "serve must not stop a cluster it did not start"
     assert "stopped" not in output
-    _, alive = psutil.wait_procs(viewers, timeout=10)
-    assert not alive, "the viewer of a tab still open must end with serve"
+    assert_ends(tab_viewers, "the viewer of a tab still open must end with serve")
 
 
 def test_serve_starts_a_cluster_when_none_runs_and_stops_it_on_exit(tmp_path, browser):
@@ -245,3 +278,21 @@ def test_serve_starts_a_cluster_when_none_runs_and_stops_it_on_exit(tmp_path, br
     psutil.wait_procs(family, timeout=10)
     assert not [p.pid for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not list(socket_dir.glob(".s.PGSQL.*"))
+
+
+def test_a_tabs_viewer_ends_on_sigterm_and_when_serve_is_killed(make_cluster, browser):
+    """A tab's viewer is serve's own child (not a shell's): SIGTERM ends it, and so does the
+    parent-death signal when serve is killed outright, with no chance to close anything."""
+    cluster = make_cluster().start()
+    serve = Serve(cluster.datadir)
+    try:
+        first = open_tab_viewer(serve, browser, ["PM_RUN", str(cluster.pid)])
+        assert first.ppid() == serve.process.pid
+        first.send_signal(signal.SIGTERM)
+        assert_ends([first], "a viewer sent SIGTERM")
+        second = open_tab_viewer(serve, browser, ["PM_RUN", str(cluster.pid)])
+        serve.process.kill()  # SIGKILL to serve alone: its viewers are not signalled by us
+        assert_ends([second], "the viewer of a killed serve")
+    finally:
+        serve.stop()
+    assert cluster.process.poll() is None and cluster.status()["pm_state"] == "PM_RUN"

@@ -1,4 +1,9 @@
-"""The postmaster's flags at a glance: FatalError, connsAllowed, PID, uptime."""
+"""The postmaster's flags at a glance: FatalError, connsAllowed, PID, uptime.
+
+Attached to a real server, each line also says whether it was observed or inferred: the
+postmaster's PID and start time are seen, the children are seen in ps (when it can be read),
+and the postmaster's own variables and exit code are only ever inferred.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,27 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from pgtop.attach.observed import CHILDREN
 from pgtop.core.vocabulary import ConnsAllowed, StartupStatus
 from pgtop.ui.rows import uptime
 
+ALWAYS = "always"  # seen whenever attached: attaching needs the postmaster's PID and start time
+INFERRED = None
+# Per line: the source (a name in `observed`) it is seen in when attached; None: inferred.
+SEEN_IN: dict[str, str | None] = {
+    "PID": ALWAYS,
+    "uptime": ALWAYS,
+    "FatalError": INFERRED,
+    "connsAllowed": INFERRED,
+    "startup": INFERRED,
+    "children": CHILDREN,
+    "exit code": INFERRED,  # pgtop is not the postmaster's parent: its wait status is not ours
+}
+
 
 class ClusterFacts(Widget):
-    """A few `name  value` lines; FatalError in the error colour while it is true."""
+    """A few `name  value` lines; FatalError in the error colour while it is true; attached,
+    an `observed` or `inferred` tag after each value."""
 
     DEFAULT_CSS = """
     ClusterFacts {
@@ -43,21 +63,43 @@ class ClusterFacts(Widget):
     exit_code: reactive[int | None] = reactive(None)
     """The postmaster's exit code, once it has exited."""
 
+    observed: reactive[frozenset[str]] = reactive(frozenset())
+    """Attach mode: the sources read right now (`Snapshot.observed`); empty for pgtop's own."""
+
+    attached: reactive[bool] = reactive(False)
+    """A real server watched from outside: every line gets its tag, even with nothing observed."""
+
     def on_mount(self) -> None:
         self.border_title = "postmaster"
 
     def render(self) -> Content:
+        rows = self._rows()
+        if not (self.attached or self.observed):
+            return Content.from_markup("\n".join(f"[$text-muted]{name:<12}[/] {value}" for name, value in rows))
+        width = max(Content.from_markup(value).cell_length for _, value in rows)
+        lines = []
+        for name, value in rows:
+            padding = " " * (width - Content.from_markup(value).cell_length)
+            lines.append(f"[$text-muted]{name:<12}[/] {value}{padding}  {self._tag(name)}")
+        return Content.from_markup("\n".join(lines))
+
+    def _rows(self) -> list[tuple[str, str]]:
+        """(name, value as markup) for each line."""
         fatal = "[b $error]true[/]" if self.fatal_error else "false"
-        pid = str(self.postmaster_pid) if self.postmaster_pid else "-"
-        up = uptime(self.uptime) if self.uptime is not None else "-"
-        lines = [
-            f"[$text-muted]PID         [/] {pid}",
-            f"[$text-muted]uptime      [/] {up}",
-            f"[$text-muted]FatalError  [/] {fatal}",
-            f"[$text-muted]connsAllowed[/] {self.conns_allowed.value}",
-            f"[$text-muted]startup     [/] {self.startup_status.value}",
-            f"[$text-muted]children    [/] {self.child_count}",
+        rows = [
+            ("PID", str(self.postmaster_pid) if self.postmaster_pid else "-"),
+            ("uptime", uptime(self.uptime) if self.uptime is not None else "-"),
+            ("FatalError", fatal),
+            ("connsAllowed", self.conns_allowed.value),
+            ("startup", self.startup_status.value),
+            ("children", str(self.child_count)),
         ]
         if self.exit_code is not None:
-            lines.append(f"[$text-muted]exit code   [/] [b]{self.exit_code}[/]")
-        return Content.from_markup("\n".join(lines))
+            rows.append(("exit code", f"[b]{self.exit_code}[/]"))
+        return rows
+
+    def _tag(self, name: str) -> str:
+        source = SEEN_IN[name]
+        if source == ALWAYS or (source is not None and source in self.observed):
+            return "[$text-success]observed[/]"
+        return "[$text-warning]inferred[/]"

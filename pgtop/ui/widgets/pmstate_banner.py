@@ -1,4 +1,7 @@
-"""The pmState banner: the PostgreSQL name of the state, large, and what it means."""
+"""The pmState banner: the PostgreSQL name of the state, large, and what it means.
+
+Attached to a real server (`pgtop attach`), pmState is never seen, only inferred: the banner
+says so, and from what (the names in `observed`: see `pgtop.attach.observed`)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ from textual.markup import escape
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from pgtop.attach.observed import pm_state_basis
 from pgtop.core.vocabulary import PM_STATE_MEANING, PMState
 
 PHASE = {
@@ -27,7 +31,8 @@ PHASE = {
 
 
 class PMStateBanner(Widget):
-    """`PM_RUN` / "normal operation", coloured by phase, in the error colour while FatalError."""
+    """`PM_RUN` / "normal operation", coloured by phase, in the error colour while FatalError;
+    attached, `PM_RUN inferred` / "normal operation" / "from the log, ps and postmaster.pid"."""
 
     DEFAULT_CSS = """
     PMStateBanner {
@@ -53,6 +58,12 @@ class PMStateBanner(Widget):
     stopped: reactive[bool] = reactive(False)
     """The postmaster has exited."""
 
+    observed: reactive[frozenset[str]] = reactive(frozenset())
+    """Attach mode: the sources read right now (`Snapshot.observed`); empty for pgtop's own."""
+
+    attached: reactive[bool] = reactive(False)
+    """A real server watched from outside: pmState is inferred, even with nothing observed."""
+
     def render(self) -> Content:
         if self.pm_state is None:
             return Content.from_markup("[b]waiting for the first snapshot[/]")
@@ -60,7 +71,12 @@ class PMStateBanner(Widget):
         meaning = PM_STATE_MEANING[self.pm_state]
         if self.stopped:
             meaning = "the postmaster has exited"
-        return Content.from_markup(f"[b]{name}[/]\n[$text-muted]{escape(meaning)}[/]")
+        if not (self.attached or self.observed):
+            return Content.from_markup(f"[b]{name}[/]\n[$text-muted]{escape(meaning)}[/]")
+        basis = pm_state_basis(self.observed)
+        return Content.from_markup(
+            f"[b]{name}[/] [$text-warning]inferred[/]\n[$text-muted]{escape(meaning)}[/]\n[$text-muted]{escape(basis)}[/]"
+        )
 
     def watch_pm_state(self) -> None:
         self._restyle()
