@@ -3,18 +3,21 @@
 This is ProcessConfigFile's logic with PostgreSQL's messages: unknown names stop the whole
 reload ("no changes were applied"), a bad value or a postmaster-context change is skipped and
 reported ("unaffected changes were applied"), everything else takes effect and is logged as
-'parameter "x" changed to "y"'. Parameters that disappear from the file go back to their
+'parameter "x" changed to "y"'. Values that code must understand later (time zones, DateStyle)
+pass their check hook first (checkhooks.py), so a reload cannot hand a child a value it dies of. Parameters that disappear from the file go back to their
 defaults. At startup, any error is fatal.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import MISSING, Field, fields, replace
 from typing import Any
 
 from .actions import Log
+from .checkhooks import CHECK_HOOKS, CheckFailed
 from .config import FIELD_GUC, GUC_FIELD, Config, Context
 from .events import ConfigFileRead
 from .vocabulary import LogLevel
@@ -25,15 +28,18 @@ TIME_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "min": 60_000.0, "h": 3_600_0
 MEMORY_UNITS = {"B": 1 / 1024, "kB": 1.0, "MB": 1024.0, "GB": 1024.0**2, "TB": 1024.0**3}
 TIME_HINT = 'Valid units for this parameter are "us", "ms", "s", "min", "h", and "d".'
 MEMORY_HINT = 'Valid units for this parameter are "B", "kB", "MB", "GB", and "TB".'
+RANGE_HINT = "Value exceeds integer range."
+INT_MAX = 2**31 - 1  # PostgreSQL's integer parameters are C ints
 
 
 class InvalidValue(Exception):
-    """A value that does not parse; carries PostgreSQL's message and hint."""
+    """A value that does not parse; carries PostgreSQL's message, hint and detail."""
 
-    def __init__(self, message: str, hint: str | None = None) -> None:
+    def __init__(self, message: str, hint: str | None = None, detail: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.detail = detail
 
 
 def field_name(guc_name: str) -> str | None:
@@ -86,6 +92,12 @@ def parse_value(field: str, raw: Any) -> Any:
                 f"Available values: {', '.join(choices)}.",
             )
         return lowered
+    hook = CHECK_HOOKS.get(field)
+    if hook is not None:
+        try:
+            return hook(text)
+        except CheckFailed as refused:
+            raise InvalidValue(f'invalid value for parameter "{name}": "{text}"', detail=refused.detail) from None
     return text
 
 
@@ -107,27 +119,34 @@ def _parse_bool(name: str, raw: Any) -> bool:
     raise InvalidValue(f'parameter "{name}" requires a Boolean value')
 
 
-_NUMBER_WITH_UNIT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+# ASCII digits only: Python's \d and float() would also take "١٢" as 12.
+_NUMBER_WITH_UNIT = re.compile(r"^\s*(-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)\s*([A-Za-z]*)\s*$")
 
 
 def _parse_int(name: str, raw: Any, unit: str | None) -> int:
+    """parse_int(): a number, with a unit if the parameter has one, within a C int."""
     if isinstance(raw, bool):
         raise InvalidValue(f'invalid value for parameter "{name}": "{raw}"')
-    if isinstance(raw, int):
-        return raw
-    text = str(raw)
+    value = raw if isinstance(raw, int) else _scaled(name, str(raw), unit)
+    if not -INT_MAX - 1 <= value <= INT_MAX:
+        raise InvalidValue(f'invalid value for parameter "{name}": "{raw}"', RANGE_HINT)
+    return value
+
+
+def _scaled(name: str, text: str, unit: str | None) -> int:
+    """A number written as text, converted to the parameter's unit and rounded."""
     match = _NUMBER_WITH_UNIT.match(text)
     if not match:
         raise InvalidValue(f'invalid value for parameter "{name}": "{text}"')
     number, suffix = float(match.group(1)), match.group(2)
-    if not suffix:
-        return int(round(number))
-    table, hint = (TIME_UNITS, TIME_HINT) if unit in TIME_UNITS else (MEMORY_UNITS, MEMORY_HINT)
-    if unit is None or suffix not in table:
-        raise InvalidValue(
-            f'invalid value for parameter "{name}": "{text}"', hint if unit else None
-        )
-    return int(round(number * table[suffix] / table[unit]))
+    if suffix:
+        table, hint = (TIME_UNITS, TIME_HINT) if unit in TIME_UNITS else (MEMORY_UNITS, MEMORY_HINT)
+        if unit is None or suffix not in table:
+            raise InvalidValue(f'invalid value for parameter "{name}": "{text}"', hint if unit else None)
+        number = number * table[suffix] / table[unit]
+    if not math.isfinite(number):  # "999...9" (400 digits) is inf as a float (strtod's ERANGE)
+        raise InvalidValue(f'invalid value for parameter "{name}": "{text}"')
+    return round(number)
 
 
 def format_value(field: str, value: Any) -> str:
@@ -181,7 +200,7 @@ def apply_config_file(
         try:
             value = parse_value(field, raw)
         except InvalidValue as bad:
-            logs.append(Log(LogLevel.LOG, bad.message, hint=bad.hint))
+            logs.append(Log(LogLevel.LOG, bad.message, detail=bad.detail, hint=bad.hint))
             error = True
             continue
         shown = "" if raw is None else (format_value(field, raw) if isinstance(raw, bool) else str(raw))

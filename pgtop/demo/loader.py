@@ -1,7 +1,8 @@
 """Reads a scenario file: YAML in, a `Scenario` out, or one `ScenarioError` line that names
 the file, the line and what is wrong ("demo/tour.yaml:12: unknown step "kil" ...").
 
-The file is composed into YAML nodes first, so every value keeps its line number.
+The file is composed into YAML nodes first (`nodes.py`), so every value keeps its line number,
+and whatever the file holds, the only exception out of here is a ScenarioError.
 """
 
 from __future__ import annotations
@@ -17,14 +18,11 @@ from pgtop.core import guc
 from pgtop.core.state import LOGICAL_REPLICATION_LAUNCHER
 from pgtop.core.vocabulary import EXIT_NAME, ChildKind, PMState, Shutdown, Sig
 from pgtop.demo import scenario as sc
+from pgtop.demo.nodes import NodeReader, ScenarioError, compose, shown
 
 NEEDS = ("clients", "standby")
 TOP_KEYS = ("name", "summary", "settings", "steps", "autostart", "needs")
 CORRUPTIBLE = ("pg_control",)
-
-
-class ScenarioError(Exception):
-    """A scenario file that cannot be played: one line, with the file and line number."""
 
 
 # -- child names ------------------------------------------------------------------------------
@@ -58,89 +56,35 @@ CHILD_ALIASES = _child_aliases()
 # -- reading nodes ----------------------------------------------------------------------------
 
 
-class _Reader:
-    """Turns YAML nodes into checked values; every complaint carries the node's line."""
-
-    def __init__(self, path: Path, loader: yaml.SafeLoader) -> None:
-        self.path = path
-        self.loader = loader
-
-    def fail(self, node: yaml.Node | None, message: str) -> ScenarioError:
-        line = node.start_mark.line + 1 if node is not None else 1
-        return ScenarioError(f"{self.path}:{line}: {message}")
-
-    def value(self, node: yaml.Node) -> Any:
-        try:
-            return self.loader.construct_object(node, deep=True)
-        except yaml.YAMLError as error:
-            raise self.fail(node, f"cannot read this value: {str(error).splitlines()[0]}") from None
-
-    def mapping(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, f"{what} must be a mapping (name: value)")
-        items = []
-        seen: set[str] = set()
-        for key_node, value_node in node.value:
-            key = self.value(key_node)
-            if not isinstance(key, str):
-                raise self.fail(key_node, f"{what}: keys must be words, not {key!r}")
-            if key in seen:
-                raise self.fail(key_node, f'{what}: "{key}" is given twice')
-            seen.add(key)
-            items.append((key, key_node, value_node))
-        return items
-
-    def text(self, node: yaml.Node, what: str) -> str:
-        value = self.value(node)
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(node, f"{what} must be a non-empty text")
-        return value
-
-    def number(self, node: yaml.Node, what: str, *, minimum: float = 0.0) -> float:
-        value = self.value(node)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-            raise self.fail(node, f"{what} must be a number of seconds >= {minimum:g}, not {value!r}")
-        return float(value)
-
-    def flag(self, node: yaml.Node, what: str) -> bool:
-        value = self.value(node)
-        if not isinstance(value, bool):
-            raise self.fail(node, f"{what} must be on or off, not {value!r}")
-        return value
-
-    def regex(self, node: yaml.Node, what: str) -> re.Pattern[str]:
-        text = self.text(node, what)
-        try:
-            return re.compile(text)
-        except re.error as error:
-            raise self.fail(node, f"{what}: invalid regular expression {text!r}: {error}") from None
+class _Reader(NodeReader):
+    """NodeReader plus pgtop's vocabulary: signals, children, pmStates."""
 
     def signal(self, node: yaml.Node) -> Sig:
         value = self.value(node)
-        name = str(value).upper().removeprefix("SIG")
         if isinstance(value, int) and not isinstance(value, bool):
             try:
                 return Sig(value)
             except ValueError:
                 pass
-        elif name in Sig.__members__:
+        elif isinstance(value, str) and (name := value.strip().upper().removeprefix("SIG")) in Sig.__members__:
             return Sig[name]
-        raise self.fail(node, f"unknown signal {value!r}; expected a name such as SIGKILL or SIGTERM")
+        raise self.fail(node, f"unknown signal {shown(value)}; expected a name such as SIGKILL or SIGTERM")
 
     def child(self, node: yaml.Node) -> sc.ChildRef:
-        value = self.value(node)
-        ref = CHILD_ALIASES.get(str(value).strip().lower()) if isinstance(value, str) else None
+        name = self.name(node)
+        ref = CHILD_ALIASES.get(name.lower()) if name is not None else None
         if ref is None:
             known = sorted({kind.value for kind in ChildKind} | {LOGICAL_REPLICATION_LAUNCHER.name})
-            raise self.fail(node, f"unknown child kind {value!r}; expected one of: {', '.join(known)}")
+            raise self.fail(node, f"unknown child kind {shown(self.value(node))}; expected one of: {', '.join(known)}")
         return ref
 
     def pm_state(self, node: yaml.Node) -> PMState:
-        value = str(self.value(node)).upper().removeprefix("PM_")
-        if value not in PMState.__members__:
-            names = ", ".join(state.pg_name for state in PMState)
-            raise self.fail(node, f"unknown pmState {self.value(node)!r}; expected one of: {names}")
-        return PMState[value]
+        name = self.name(node)
+        state = name.upper().removeprefix("PM_") if name is not None else None
+        if state not in PMState.__members__:
+            names = ", ".join(each.pg_name for each in PMState)
+            raise self.fail(node, f"unknown pmState {shown(self.value(node))}; expected one of: {names}")
+        return PMState[state]
 
 
 # -- steps ------------------------------------------------------------------------------------
@@ -152,10 +96,10 @@ def _signal_child(reader: _Reader, node: yaml.Node, default: Sig | None) -> sc.S
         if default is None:
             raise reader.fail(node, "give the child and the signal: {kind: walwriter, signal: SIGTERM}")
         return sc.SignalChild(reader.child(node), default)
-    fields = {key: value for key, _, value in reader.mapping(node, "the child")}
+    fields = reader.fields(node, "the child")
     unknown = set(fields) - {"kind", "signal"}
     if unknown:
-        raise reader.fail(node, f"unknown field {min(unknown)!r}; expected kind and signal")
+        raise reader.fail(node, f"unknown field {shown(min(unknown))}; expected kind and signal")
     if "kind" not in fields:
         raise reader.fail(node, "which child? give its kind: {kind: walwriter}")
     if "signal" in fields:
@@ -170,7 +114,7 @@ def _signal_child(reader: _Reader, node: yaml.Node, default: Sig | None) -> sc.S
 def _key(reader: _Reader, node: yaml.Node) -> sc.Key:
     if isinstance(node, yaml.ScalarNode):
         return sc.Key(reader.text(node, "key"))
-    fields = {key: value for key, _, value in reader.mapping(node, "key")}
+    fields = reader.fields(node, "key")
     if "press" not in fields or set(fields) - {"press", "child"}:
         raise reader.fail(node, "key is a key name, or {press: k, child: walwriter}")
     child = reader.child(fields["child"]) if "child" in fields else None
@@ -181,7 +125,7 @@ def _reload_config(reader: _Reader, node: yaml.Node) -> sc.ReloadConfig:
     fields = {key: (key_node, value) for key, key_node, value in reader.mapping(node, "reload_config")}
     unknown = set(fields) - {"set", "write", "revert", "reload"}
     if unknown:
-        raise reader.fail(node, f"reload_config: unknown field {min(unknown)!r}; expected set, write, revert or reload")
+        raise reader.fail(node, f"reload_config: unknown field {shown(min(unknown))}; expected set, write, revert or reload")
     changes = [name for name in ("set", "write", "revert") if name in fields]
     if len(changes) != 1:
         raise reader.fail(node, "reload_config takes exactly one of set, write or revert")
@@ -198,7 +142,7 @@ def _reload_config(reader: _Reader, node: yaml.Node) -> sc.ReloadConfig:
 def _wait(reader: _Reader, node: yaml.Node) -> sc.Wait:
     if isinstance(node, yaml.ScalarNode):
         return sc.Wait(seconds=reader.number(node, "wait"))
-    fields = {key: value for key, _, value in reader.mapping(node, "wait")}
+    fields = reader.fields(node, "wait")
     if set(fields) - {"seconds", "pause"} or not fields:
         raise reader.fail(node, "wait is {seconds: 2} or {pause: true}")
     seconds = reader.number(fields["seconds"], "seconds") if "seconds" in fields else 0.0
@@ -211,14 +155,14 @@ def _sessions(reader: _Reader, node: yaml.Node) -> sc.Sessions:
     if value == "close" or value is False:
         return sc.Sessions(0)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 20:
-        raise reader.fail(node, f"sessions is a number of sessions to open (0..20) or close, not {value!r}")
+        raise reader.fail(node, f"sessions is a number of sessions to open (0..20) or close, not {shown(value)}")
     return sc.Sessions(value)
 
 
 def _corrupt(reader: _Reader, node: yaml.Node) -> sc.Corrupt:
     what = reader.text(node, "corrupt")
     if what not in CORRUPTIBLE:
-        raise reader.fail(node, f"corrupt: unknown target {what!r}; expected one of: {', '.join(CORRUPTIBLE)}")
+        raise reader.fail(node, f"corrupt: unknown target {shown(what)}; expected one of: {', '.join(CORRUPTIBLE)}")
     return sc.Corrupt(what)
 
 
@@ -246,16 +190,16 @@ EXPECTATIONS: dict[str, Callable[[_Reader, yaml.Node], sc.Condition]] = {
 def _exit_code(reader: _Reader, node: yaml.Node) -> int:
     value = reader.value(node)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 255:
-        raise reader.fail(node, f"exit_code must be a number 0..255, not {value!r}")
+        raise reader.fail(node, f"exit_code must be a number 0..255, not {shown(value)}")
     return value
 
 
 def _shutdown(reader: _Reader, node: yaml.Node) -> Shutdown:
-    value = str(reader.value(node)).lower().removesuffix("shutdown").strip()
-    levels = _levels()
-    if value not in levels:
-        raise reader.fail(node, f"unknown shutdown level {reader.value(node)!r}; expected none, smart, fast or immediate")
-    return levels[value]
+    name = reader.name(node)
+    level = _levels().get(name.lower().removesuffix("shutdown").strip()) if name is not None else None
+    if level is None:
+        raise reader.fail(node, f"unknown shutdown level {shown(reader.value(node))}; expected none, smart, fast or immediate")
+    return level
 
 
 def _rows_survive(reader: _Reader, node: yaml.Node) -> sc.RowsSurvive:
@@ -275,7 +219,7 @@ def _expect(reader: _Reader, node: yaml.Node) -> sc.Expect:
         elif key in EXPECTATIONS:
             conditions.append(EXPECTATIONS[key](reader, value))
         else:
-            raise reader.fail(key_node, f"unknown expectation {key!r}; expected one of: {', '.join(EXPECTATIONS)}, timeout, during")
+            raise reader.fail(key_node, f"unknown expectation {shown(key)}; expected one of: {', '.join(EXPECTATIONS)}, timeout, during")
     if not conditions:
         raise reader.fail(node, "expect needs at least one condition, e.g. {pm_state: PM_RUN}")
     return sc.Expect(tuple(conditions), timeout, during)
@@ -312,7 +256,7 @@ def _step(reader: _Reader, node: yaml.Node) -> sc.Step:
         elif key in STEPS:
             actions.append((key, value))
         else:
-            raise reader.fail(key_node, f"unknown step {key!r}; expected one of: {', '.join(STEPS)}")
+            raise reader.fail(key_node, f"unknown step {shown(key)}; expected one of: {', '.join(STEPS)}")
     if len(actions) != 1:
         found = " and ".join(name for name, _ in actions) or "none"
         raise reader.fail(node, f"one action per step, found {found}")
@@ -324,41 +268,53 @@ def _step(reader: _Reader, node: yaml.Node) -> sc.Step:
 
 
 def _settings(reader: _Reader, node: yaml.Node) -> tuple[tuple[str, Any], ...]:
-    """pgtop.yaml parameters, checked by name and value as the postmaster would."""
-    settings = []
+    """pgtop.yaml parameters, checked by name and value as the postmaster would. Names come
+    out in their canonical spelling, so the stage writes each one once as a plain word."""
+    settings: dict[str, tuple[str, Any]] = {}
     for key, key_node, value_node in reader.mapping(node, "settings"):
         field = guc.field_name(key)
         if field is None:
             raise reader.fail(key_node, f'unrecognized configuration parameter "{key}"')
-        value = reader.value(value_node)
+        name = guc.guc_name(field)
+        if field in settings:
+            raise reader.fail(key_node, f'parameter "{name}" is given twice')
+        value = _setting_value(reader, value_node, name)
         try:
             guc.parse_value(field, value)
         except guc.InvalidValue as error:
             raise reader.fail(value_node, error.message) from None
-        settings.append((key, value))
-    return tuple(settings)
+        settings[field] = (name, value)
+    return tuple(settings.values())
+
+
+def _setting_value(reader: _Reader, node: yaml.Node, name: str) -> Any:
+    """One plain value, as pgtop.yaml takes it (configfile refuses lists and mappings too);
+    dates and other YAML types keep the text as written."""
+    if not isinstance(node, yaml.ScalarNode):
+        what = "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
+        raise reader.fail(node, f'parameter "{name}" has {what}; expected a single value')
+    value = reader.value(node)
+    return value if isinstance(value, (str, int, float, type(None))) else node.value
 
 
 def load_scenario(path: str | Path) -> sc.Scenario:
     """Read and check one scenario file. Raises ScenarioError."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise ScenarioError(f"{path}: cannot read the scenario: {getattr(error, 'strerror', None) or error}") from None
+        data = path.read_bytes()
+    except OSError as error:
+        raise ScenarioError(f"{path}: cannot read the scenario: {error.strerror or error}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise ScenarioError(f"{path}:{line}: not UTF-8 text: byte 0x{data[error.start]:02x} cannot start or continue a character") from None
     return parse_scenario(text, path)
 
 
 def parse_scenario(text: str, path: Path) -> sc.Scenario:
-    loader = yaml.SafeLoader(text)
-    try:
-        root = loader.get_single_node()
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        raise ScenarioError(f"{path}:{line}: YAML syntax error: {error.problem or error.context}") from None
-    except yaml.YAMLError as error:
-        raise ScenarioError(f"{path}: YAML error: {str(error).splitlines()[0]}") from None
+    """Check the text of a scenario file named `path` (used in the messages)."""
+    loader, root = compose(text, path)
     reader = _Reader(path, loader)
     try:
         return _scenario(reader, root, path)
@@ -372,14 +328,14 @@ def _scenario(reader: _Reader, root: yaml.Node | None, path: Path) -> sc.Scenari
     fields = {}
     for key, key_node, value in reader.mapping(root, "a scenario"):
         if key not in TOP_KEYS:
-            raise reader.fail(key_node, f"unknown field {key!r}; expected one of: {', '.join(TOP_KEYS)}")
+            raise reader.fail(key_node, f"unknown field {shown(key)}; expected one of: {', '.join(TOP_KEYS)}")
         fields[key] = value
     for required in ("name", "summary", "steps"):
         if required not in fields:
             raise reader.fail(root, f"the scenario has no {required}")
     name = reader.text(fields["name"], "name")
     if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
-        raise reader.fail(fields["name"], f"name {name!r} must be lower-case words joined by hyphens")
+        raise reader.fail(fields["name"], f"name {shown(name)} must be lower-case words joined by hyphens")
     summary = reader.text(fields["summary"], "summary")
     if "\n" in summary.strip():
         raise reader.fail(fields["summary"], "summary must be one line")
@@ -404,5 +360,5 @@ def _needs(reader: _Reader, node: yaml.Node | None) -> frozenset[str]:
     items = value if isinstance(value, list) else [value]
     for item in items:
         if item not in NEEDS:
-            raise reader.fail(node, f"needs: unknown {item!r}; expected any of: {', '.join(NEEDS)}")
+            raise reader.fail(node, f"needs: unknown {shown(item)}; expected any of: {', '.join(NEEDS)}")
     return frozenset(items)
