@@ -22,6 +22,7 @@ from pgtop.demo.nodes import NodeReader, ScenarioError, compose, shown
 
 NEEDS = ("clients", "standby")
 TOP_KEYS = ("name", "summary", "settings", "steps", "autostart", "needs")
+STAGE_CHOSEN = frozenset({"port", "unix_socket_directories"})  # where the throwaway cluster listens
 CORRUPTIBLE = ("pg_control",)
 
 
@@ -287,6 +288,16 @@ def _settings(reader: _Reader, node: yaml.Node) -> tuple[tuple[str, Any], ...]:
     return tuple(settings.values())
 
 
+def _stage_settings(reader: _Reader, node: yaml.Node) -> tuple[tuple[str, Any], ...]:
+    """The scenario's starting parameters: any but where the cluster listens, which the stage
+    picks for each play (a free port, a socket directory of its own)."""
+    settings = _settings(reader, node)
+    for key, key_node, _ in reader.mapping(node, "settings"):
+        if guc.field_name(key) in STAGE_CHOSEN:
+            raise reader.fail(key_node, f'parameter "{guc.guc_name(guc.field_name(key))}" is chosen by the stage for each play')
+    return settings
+
+
 def _setting_value(reader: _Reader, node: yaml.Node, name: str) -> Any:
     """One plain value, as pgtop.yaml takes it (configfile refuses lists and mappings too);
     dates and other YAML types keep the text as written."""
@@ -346,7 +357,7 @@ def _scenario(reader: _Reader, root: yaml.Node | None, path: Path) -> sc.Scenari
         name=name,
         summary=summary.strip(),
         path=path,
-        settings=_settings(reader, fields["settings"]) if "settings" in fields else (),
+        settings=_stage_settings(reader, fields["settings"]) if "settings" in fields else (),
         steps=tuple(_step(reader, node) for node in steps_node.value),
         autostart=reader.flag(fields["autostart"], "autostart") if "autostart" in fields else True,
         needs=_needs(reader, fields.get("needs")),

@@ -19,6 +19,9 @@ DEFAULT_LOG_LINE_PREFIX = "%m [%p] "
 
 # One escape: optional padding (%-10u / %10u), then the letter (elog.c log_line_prefix).
 _ESCAPE = re.compile(r"%(-?\d*)(.)", re.DOTALL)
+# elog.c takes any width (and would try to allocate %999999999p on every line); pgtop caps
+# it, so that a reload of a silly prefix cannot exhaust memory in every process that logs.
+MAX_PADDING = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +125,15 @@ def _escape_value(letter: str, fields: PrefixFields) -> str | None:
             return None  # %i %v %x %Q and unknown letters: nothing to show in the model
 
 
+def _padding(text: str) -> int:
+    """The width of `%-10u` / `%10u`, capped at MAX_PADDING (without int() of a huge one)."""
+    digits = text.lstrip("-").lstrip("0")
+    if not digits:
+        return 0
+    width = MAX_PADDING if len(digits) > len(str(MAX_PADDING)) else min(int(digits), MAX_PADDING)
+    return -width if text.startswith("-") else width
+
+
 def format_prefix(prefix: str, fields: PrefixFields) -> str:
     """Expand log_line_prefix. Padding works as in elog.c: %-10u pads right, %10u left."""
     out: list[str] = []
@@ -137,7 +149,7 @@ def format_prefix(prefix: str, fields: PrefixFields) -> str:
             if not fields.in_session:
                 return "".join(out)
             continue
-        padding = int(padding_text) if padding_text not in ("", "-") else 0
+        padding = _padding(padding_text)
         value = _escape_value(letter, fields)
         if value is None:
             out.append(" " * abs(padding))

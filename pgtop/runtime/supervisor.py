@@ -292,6 +292,7 @@ class Supervisor:
                     pending.append(followup)
                 if self.exit_code is not None:
                     break
+        self.log.config = self.state.config  # a reload's log settings hold for our own lines too
         self._sync_listening()
 
     # -- executing actions -----------------------------------------------------------------

@@ -143,3 +143,17 @@ def test_a_broken_scenario_gets_one_line_with_its_line_number(text, message):
 def test_a_missing_file_is_one_line_too(tmp_path):
     with pytest.raises(ScenarioError, match=r"nosuch.yaml: cannot read the scenario: No such file or directory$"):
         load_scenario(tmp_path / "nosuch.yaml")
+
+
+def test_where_the_cluster_listens_is_the_stages_choice():
+    """Each play picks a free port and a socket directory of its own; a scenario that set
+    them would collide with other plays (or with a real server)."""
+    message = _error("""
+        name: x
+        summary: y
+        settings:
+          port: 5432
+        steps:
+          - start: on
+    """)
+    assert message == 'demo/x.yaml:5: parameter "port" is chosen by the stage for each play'

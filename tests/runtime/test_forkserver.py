@@ -376,6 +376,15 @@ def test_format_log_line_expands_log_line_prefix():
         format_log_line("%m ", "LOG", "x", **common, timezone="Mars/Olympus")
 
 
+def test_a_huge_log_line_prefix_padding_is_capped():
+    """elog.c would allocate %999999999p on every line; a reload must not take every
+    process that logs down with it."""
+    common = {"pid": 4242, "backend_type": "client backend", "now": 1_700_000_000.0}
+    assert format_log_line("%999999999p|", "LOG", "x", **common) == f"{'4242':>1000}|LOG:  x"
+    assert format_log_line("%-99999999999999999999p|", "LOG", "x", **common) == f"{'4242':<1000}|LOG:  x"
+    assert format_log_line("%00012p|", "LOG", "x", **common) == f"{'4242':>12}|LOG:  x"
+
+
 # -- nothing outlives the postmaster ------------------------------------------------------
 
 POSTMASTER_SCRIPT = textwrap.dedent(

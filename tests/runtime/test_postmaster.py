@@ -3,6 +3,7 @@ injected with real signals, and the log, the PIDs, the pid file and the exit cod
 
 from __future__ import annotations
 
+import re
 import signal
 
 import psutil
@@ -156,6 +157,20 @@ def test_reload_logs_changes_and_refuses_postmaster_parameters(make_cluster) -> 
         'LOG:  parameter "max_connections" cannot be changed without restarting the server',
         f'LOG:  configuration file "{cluster.datadir}/pgtop.yaml" contains errors; unaffected changes were applied',
     ]
+
+
+def test_a_reload_changes_how_the_postmaster_itself_logs(make_cluster) -> None:
+    """log_line_prefix and log_timezone apply to the postmaster's own lines after a SIGHUP,
+    as in PostgreSQL (which re-reads them in the postmaster too)."""
+    cluster = make_cluster().start()
+    start = len(cluster.lines)
+    cluster.configure(log_line_prefix="%t <%b> ", log_timezone="Asia/Tokyo")
+    cluster.signal(signal.SIGHUP)
+    cluster.wait_for_log('parameter "log_timezone" changed to "Asia/Tokyo"', after=start)
+    start = len(cluster.lines)
+    cluster.signal(signal.SIGHUP)
+    line = cluster.lines[cluster.wait_for_log("received SIGHUP, reloading configuration files", after=start)]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d JST <postmaster> LOG:  received SIGHUP, reloading configuration files", line), line
 
 
 def test_a_broken_config_file_on_reload_keeps_the_running_values(make_cluster) -> None:
