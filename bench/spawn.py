@@ -15,8 +15,8 @@ import subprocess
 import sys
 import time
 
+from pgtop.common.shmem import Segment
 from pgtop.runtime.forkserver import ForkServer
-from pgtop.runtime.shmem import Segment
 
 # The fork server imports this file by module name to find the child program below.
 PROGRAM = f"{'spawn' if __name__ == '__main__' else __name__}:started"

@@ -15,7 +15,7 @@ import signal
 from pathlib import Path
 
 from pgtop.children.context import ChildContext
-from pgtop.runtime.hba import (
+from pgtop.common.hba import (
     HbaError,
     HbaMatch,
     HbaRules,

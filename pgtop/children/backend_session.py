@@ -22,10 +22,10 @@ from collections.abc import Callable, Mapping, Sequence
 
 from pgtop.children.backend_procs import CLIENT_BACKEND
 from pgtop.children.context import ChildContext
+from pgtop.common import proctitle
+from pgtop.common.activity import BackendActivity
+from pgtop.common.shmem import ActivityRow
 from pgtop.core.vocabulary import LogLevel, QuitReason
-from pgtop.runtime import proctitle
-from pgtop.runtime.shmem import ActivityRow
-from pgtop.runtime.snapshot import BackendActivity
 from pgtop.sql import Engine, SettingInfo, settings_from_config
 from pgtop.storage.database import Database
 from pgtop.storage.lsn import format_lsn

@@ -8,7 +8,7 @@ import socket
 import struct
 
 from pgtop.children.backend_procs import CLIENT_BACKEND, TOO_MANY_CLIENTS
-from pgtop.runtime.shmem import ActivityRow
+from pgtop.common.shmem import ActivityRow
 from pgtop.sql import Engine, settings_from_config
 from pgtop.wire import messages
 from pgtop.wire.interrupts import Interrupts
@@ -23,9 +23,9 @@ def warm_up() -> None:
     heap): regular expressions compile, lazy imports happen and the interpreter specializes
     the session's bytecode there, so a backend starts with all of it instead of redoing it
     for every connection. Nothing here touches the data directory or signals."""
+    from pgtop.common.hba import parse_hba_text
+    from pgtop.common.shmem import Segment
     from pgtop.core.config import Config
-    from pgtop.runtime.hba import parse_hba_text
-    from pgtop.runtime.shmem import Segment
     from pgtop.sql import MemoryEnvironment, MemoryStorage
 
     rules = parse_hba_text(_WARM_HBA, "warm-up")

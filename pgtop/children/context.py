@@ -30,10 +30,10 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping
 from typing import Self
 
+from pgtop.common.logformat import DEFAULT_LOG_LINE_PREFIX, format_log_line
+from pgtop.common.proctitle import kind_title, set_title
+from pgtop.common.shmem import AUX_KINDS, ActivityRow, Segment
 from pgtop.core.vocabulary import ChildKind, LogLevel, PMSignalReason, log_level_outputs
-from pgtop.runtime.logformat import DEFAULT_LOG_LINE_PREFIX, format_log_line
-from pgtop.runtime.proctitle import kind_title, set_title
-from pgtop.runtime.shmem import AUX_KINDS, ActivityRow, Segment
 
 # Names of the fds a child can be given (ForkServer.spawn's `fds`).
 FD_SHMEM = "shmem"

@@ -14,10 +14,10 @@ import signal
 from collections.abc import Iterable
 
 from pgtop.children.context import ChildContext, Events, WaitEvent
+from pgtop.common.configfile import CONFIG_FILE_NAME, read_config_file
 from pgtop.core import guc
 from pgtop.core.config import Config
 from pgtop.core.vocabulary import LogLevel
-from pgtop.runtime.configfile import CONFIG_FILE_NAME, read_config_file
 
 # Signals an auxiliary process ignores unless its program takes them (pqsignal(..., SIG_IGN)).
 # SIGUSR1 is procsignal_sigusr1_handler in PostgreSQL; pgtop has no procsignals yet.

@@ -24,8 +24,8 @@ from typing import Any
 
 from pgtop.children.context import ChildContext, WaitEvent
 from pgtop.children.interrupt import datadir_of, ignore_unused, reload_config
+from pgtop.common.shmem import Counters, Segment
 from pgtop.core.vocabulary import LogLevel
-from pgtop.runtime.shmem import Counters, Segment
 
 STAT_DIR = "pg_stat"  # PGSTAT_STAT_PERMANENT_DIRECTORY
 STAT_TMP_DIR = "pg_stat_tmp"  # stats_temp_directory's default

@@ -16,10 +16,10 @@ import stat
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from pgtop.common.configfile import CONFIG_FILE_NAME, render_default_config
+from pgtop.common.hba import DEFAULT_HBA, HBA_FILE_NAME
 from pgtop.core.config import Config
 
-from .configfile import CONFIG_FILE_NAME, render_default_config
-from .hba import DEFAULT_HBA, HBA_FILE_NAME
 from .pidfile import OPTS_FILE_NAME, PID_FILE_NAME
 
 PG_VERSION = "14"

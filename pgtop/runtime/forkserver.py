@@ -44,7 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 from importlib import import_module
 from typing import Self
 
-from pgtop.runtime.proctitle import set_title
+from pgtop.common.proctitle import set_title
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36

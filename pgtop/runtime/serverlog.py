@@ -14,10 +14,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from pgtop.common.logformat import format_log_line, level_name
 from pgtop.core.actions import Log
 from pgtop.core.config import Config
 from pgtop.core.vocabulary import LogLevel, log_level_outputs
-from pgtop.runtime.logformat import format_log_line, level_name
 from pgtop.runtime.snapshot import LogRecord
 
 LogSink = Callable[[LogRecord], None]

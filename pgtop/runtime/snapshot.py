@@ -2,7 +2,9 @@
 
 A `Snapshot` is immutable: the core's `State` plus what only the runtime knows (real PIDs
 of the postmaster, per-process CPU and memory, backend activity read from shared memory,
-recovery progress). Log records travel separately and are never coalesced.
+recovery progress). Log records travel separately and are never coalesced. The rows the
+children publish (BackendActivity, RecoveryProgress) are defined in pgtop.common.activity,
+which the children may import; viewers keep importing them from here.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from pgtop.common.activity import BackendActivity, RecoveryProgress
 from pgtop.core.state import State
 from pgtop.core.vocabulary import LogLevel, Sig
 
@@ -21,33 +24,6 @@ class ProcessStats:
 
     cpu_percent: float
     rss: int  # bytes
-
-
-@dataclass(frozen=True, slots=True)
-class BackendActivity:
-    """One row of pg_stat_activity."""
-
-    pid: int
-    backend_type: str
-    user: str
-    database: str
-    application_name: str
-    client_addr: str | None
-    state: str  # idle, active, idle in transaction, ...
-    query: str
-    backend_start: float
-    state_change: float
-
-
-@dataclass(frozen=True, slots=True)
-class RecoveryProgress:
-    """Published by the startup process while it replays WAL."""
-
-    redo_start: str  # "0/1A2B3C"
-    replayed: str
-    end: str
-    records_done: int
-    records_total: int
 
 
 @dataclass(frozen=True, slots=True)

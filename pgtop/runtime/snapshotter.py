@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from pgtop.common.shmem import Counters
 from pgtop.core.state import State
 from pgtop.core.vocabulary import ChildKind
-from pgtop.runtime.shmem import Counters
 from pgtop.runtime.snapshot import (
     BackendActivity,
     ProcessStats,

@@ -20,6 +20,14 @@ import time
 from collections import deque
 from pathlib import Path
 
+from pgtop.common.configfile import (
+    CONFIG_FILE_NAME,
+    ConfigError,
+    load_config_at_startup,
+    read_config_file,
+)
+from pgtop.common.hba import HbaError, HbaRules, load_hba
+from pgtop.common.shmem import Segment
 from pgtop.core import accepting_connections, initial_state, next_deadline, step
 from pgtop.core.actions import (
     Action,
@@ -56,15 +64,12 @@ from pgtop.core.state import State
 from pgtop.core.vocabulary import ChildKind, LogLevel, Sig
 from pgtop.runtime import pidfile
 from pgtop.runtime.childspec import PRELOAD, spawn_request
-from pgtop.runtime.configfile import CONFIG_FILE_NAME, ConfigError, load_config_at_startup, read_config_file
-from pgtop.runtime.datadir import DataDirError
 from pgtop.runtime.control import ControlServer
+from pgtop.runtime.datadir import DataDirError
 from pgtop.runtime.forkserver import DeathPipe, ForkServer, SpawnFailed
-from pgtop.runtime.hba import HbaError, HbaRules, load_hba
 from pgtop.runtime.listen import ListenSockets, NoSocketsError, open_listen_sockets
 from pgtop.runtime.procwatch import ChildWatcher
 from pgtop.runtime.serverlog import ServerLog
-from pgtop.runtime.shmem import Segment
 from pgtop.runtime.signals import SignalInfo
 from pgtop.runtime.snapshotter import Snapshotter
 

@@ -70,8 +70,8 @@ class SettingInfo:
 
 
 class ActivityRow(Protocol):
-    """One backend as pg_stat_activity shows it (`pgtop.runtime.snapshot.BackendActivity` has
-    these fields; the engine only reads them, so it need not import the runtime)."""
+    """One backend as pg_stat_activity shows it (`pgtop.common.activity.BackendActivity` has
+    these fields; the engine only reads them, so it need not import them)."""
 
     pid: int
     backend_type: str

@@ -13,10 +13,10 @@ import threading
 import time
 from collections.abc import Callable
 
+from pgtop.common.logformat import format_log_line
 from pgtop.core.config import Config
 from pgtop.core.simulation import LogLine, SimulatedCluster
 from pgtop.core.vocabulary import ChildKind, LogLevel, Sig
-from pgtop.runtime.logformat import format_log_line
 from pgtop.runtime.snapshot import (
     BackendActivity,
     CommandRefused,

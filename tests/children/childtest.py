@@ -21,13 +21,13 @@ from types import SimpleNamespace
 
 import psutil
 
+from pgtop.common.shmem import Counters, Segment
 from pgtop.core.actions import Spawn
 from pgtop.core.config import Config
 from pgtop.core.vocabulary import ChildKind, ExitStatus, PMSignalReason
 from pgtop.runtime.childspec import spawn_request
 from pgtop.runtime.forkserver import DeathPipe, ForkServer
 from pgtop.runtime.procwatch import exit_status
-from pgtop.runtime.shmem import Counters, Segment
 
 PROGRAMS = [
     "startup", "checkpointer", "bgwriter", "walwriter", "walreceiver", "autovac_launcher",

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from childtest import Postmaster, config
 
-from pgtop.children.walreceiver import parse_conninfo
+from pgtop.common.libpq import parse_conninfo
 from pgtop.core.vocabulary import ChildKind, ExitStatus
 
 

@@ -21,6 +21,7 @@ import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from pgtop.common.configfile import parse_config_text
 from pgtop.core.config import Config
 from pgtop.core.guc import apply_config_file
 from pgtop.core.vocabulary import LogLevel
@@ -29,7 +30,6 @@ from pgtop.demo import scenario as sc
 from pgtop.demo.loader import ScenarioError, load_scenario, parse_scenario
 from pgtop.demo.nodes import MAX_SECONDS
 from pgtop.demo.stage import yaml_line
-from pgtop.runtime.configfile import parse_config_text
 
 PATH = Path("demo/fuzzed.yaml")
 DEMO_TEXTS = {path.name: path.read_text() for path in command.scenario_paths()}

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg import pq
 
-from pgtop.children.walsender import Command, parse_command
+from pgtop.children.walsender_grammar import Command, parse_command
 from pgtop.storage.controlfile import read_control_file
 from pgtop.wire.errors import PgError
 

@@ -26,10 +26,10 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
+from pgtop.common.configfile import load_config_at_startup, read_config_file
 from pgtop.core.actions import Log
 from pgtop.core.config import Config
 from pgtop.core.guc import apply_config_file, field_name
-from pgtop.runtime.configfile import load_config_at_startup, read_config_file
 
 RELOADING = "LOG:  received SIGHUP, reloading configuration files"
 WAIT = 5.0  # seconds for a reload's log lines (they take milliseconds)

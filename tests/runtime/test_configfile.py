@@ -10,9 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pgtop.core.config import FIELD_GUC, Config, Context
-from pgtop.core.vocabulary import LogLevel
-from pgtop.runtime.configfile import (
+from pgtop.common.configfile import (
     CONFIG_FILE_NAME,
     ConfigError,
     load_config_at_startup,
@@ -20,6 +18,8 @@ from pgtop.runtime.configfile import (
     read_config_file,
     render_default_config,
 )
+from pgtop.core.config import FIELD_GUC, Config, Context
+from pgtop.core.vocabulary import LogLevel
 
 
 def write(tmp_path: Path, text: str | bytes) -> Path:

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from pgtop.common.configfile import load_config_at_startup
+from pgtop.common.hba import DEFAULT_HBA, load_hba
 from pgtop.core.config import Config
 from pgtop.runtime import datadir as datadir_module
-from pgtop.runtime.configfile import load_config_at_startup
 from pgtop.runtime.datadir import (
     DataDir,
     DataDirError,
@@ -20,7 +21,6 @@ from pgtop.runtime.datadir import (
     find_free_port,
     init_datadir,
 )
-from pgtop.runtime.hba import DEFAULT_HBA, load_hba
 
 HAVE_STORAGE = importlib.util.find_spec("pgtop.storage.initdb") is not None
 

@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from pgtop.children.context import WaitEvent
+from pgtop.common.logformat import format_log_line
 from pgtop.core.vocabulary import ExitStatus, LogLevel
 from pgtop.runtime.forkserver import (
     BLOCKED_UNTIL_HANDLED,
@@ -25,7 +26,6 @@ from pgtop.runtime.forkserver import (
     SpawnFailed,
     is_child_subreaper,
 )
-from pgtop.runtime.logformat import format_log_line
 from pgtop.runtime.procwatch import ChildWatcher
 
 HERE = f"{__name__}"

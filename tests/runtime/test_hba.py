@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pgtop.runtime.hba import (
+from pgtop.common.hba import (
     DEFAULT_HBA,
     HbaError,
     HbaIssue,

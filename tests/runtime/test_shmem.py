@@ -11,10 +11,10 @@ import time
 
 import pytest
 
+from pgtop.common.shmem import ActivityRow, NoFreeSlot, Segment, SlotState, format_lsn
 from pgtop.core.vocabulary import ChildKind, ExitStatus, PMSignalReason, QuitReason
 from pgtop.runtime.forkserver import ForkServer
 from pgtop.runtime.procwatch import ChildWatcher
-from pgtop.runtime.shmem import ActivityRow, NoFreeSlot, Segment, SlotState, format_lsn
 
 HERE = __name__
 ROW_ENTRY = 5

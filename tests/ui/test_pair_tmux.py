@@ -9,12 +9,20 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import psycopg
 import pytest
-from test_e2e_tmux import Terminal, alive, banner, pgtop_command, pytestmark, terminal, wait_gone  # noqa: F401 - the fixture and the tmux skip
+from test_e2e_tmux import (
+    Terminal,
+    alive,
+    banner,
+    pgtop_command,
+    pytestmark,  # noqa: F401 - skipped without tmux, as those tests are
+    wait_gone,
+)
 
 PRIMARY_LINE = re.compile(r"primary\s+(PM_[A-Z_]+)\s+· postmaster (\d+) · port (\d+) · walsender \d+ · WAL (\S+)")
 STANDBY_LINE = re.compile(
@@ -37,6 +45,14 @@ def streaming(screen: str) -> bool:
 
 def connect(socket_dir: Path, port: int) -> psycopg.Connection:
     return psycopg.connect(host=str(socket_dir), port=port, user="postgres", dbname="postgres", autocommit=True, connect_timeout=10)
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Terminal]:
+    term = Terminal(tmp_path)
+    yield term
+    leftovers = term.close()
+    assert not leftovers, f"processes left behind (killed now): {leftovers}"
 
 
 @pytest.fixture
@@ -89,7 +105,7 @@ def test_rows_reach_the_standby_promotion_from_the_keys_and_q_stops_both(termina
 
 def test_a_killed_dashboard_leaves_no_standby_behind(terminal, primary, tmp_path):
     standby_dir = tmp_path / "standby"
-    dashboard, standby_pid, _ = start_pair(terminal, primary, standby_dir)
+    dashboard, _, _ = start_pair(terminal, primary, standby_dir)
     os.kill(dashboard, signal.SIGKILL)  # no chance to stop anything itself
     wait_gone(terminal, standby_dir, timeout=60)
     wait_gone(terminal, primary.datadir, timeout=60)

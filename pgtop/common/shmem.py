@@ -39,8 +39,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Self
 
+from pgtop.common.activity import BackendActivity, RecoveryProgress
 from pgtop.core.vocabulary import SPECIAL_KINDS, ChildKind, PMSignalReason, QuitReason
-from pgtop.runtime.snapshot import BackendActivity, RecoveryProgress
 
 MAGIC = b"PGTOPSHM"
 LAYOUT_VERSION = 1
