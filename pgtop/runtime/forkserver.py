@@ -130,12 +130,15 @@ class ForkServer:
         *,
         death_pipe: DeathPipe | None = None,
         clone_parent: bool = True,
+        output: int | None = None,
     ) -> ForkServer:
         """Become a child subreaper and start the server, which imports `preload` (child
         kinds) once. Call it from the thread that lives as long as the postmaster (the
         server's PDEATHSIG is tied to it). Without `death_pipe` the server makes one,
         keeps only its write end here, and closes it at `stop()`. `clone_parent=False`
-        forces the double fork (to measure or test the fallback)."""
+        forces the double fork (to measure or test the fallback). `output` (an fd, e.g. the
+        children's log pipe) takes the server's stdout and stderr instead of ours, so that it
+        never holds the dashboard's terminal."""
         was_subreaper = is_child_subreaper()
         set_child_subreaper(True)
         owns_death_pipe = death_pipe is None
@@ -157,6 +160,8 @@ class ForkServer:
                 [sys.executable, "-c", bootstrap, json.dumps(sys.path), json.dumps(config)],
                 pass_fds=(theirs.fileno(), pipe.read_fd),
                 stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=output,
                 start_new_session=True,  # a terminal's Ctrl-C is for the postmaster only
             )
         except OSError as error:

@@ -175,7 +175,7 @@ class Supervisor:
             # The death pipe is ours, not the fork server's: the children hold it, and it must
             # outlive a fork server that dies and is replaced.
             self._death_pipe = DeathPipe()
-            self._forkserver = ForkServer.start(PRELOAD, death_pipe=self._death_pipe)
+            self._forkserver = ForkServer.start(PRELOAD, death_pipe=self._death_pipe, output=self._log_write)
         except SpawnFailed as error:
             self._release_resources()
             raise StartupError(str(error)) from None  # "could not start the fork server: ..."
@@ -388,7 +388,7 @@ class Supervisor:
         old = self._forkserver
         self.log.write(LogLevel.LOG, f"fork server (PID {old.pid}) is gone; starting a new one")
         old.stop()
-        self._forkserver = ForkServer.start(PRELOAD, death_pipe=self._death_pipe)
+        self._forkserver = ForkServer.start(PRELOAD, death_pipe=self._death_pipe, output=self._log_write)
         return self._forkserver.spawn(program, args, fds)
 
     def _signal(self, action: SignalChild) -> None:

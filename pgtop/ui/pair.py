@@ -157,10 +157,17 @@ class PairApp(PgtopApp):
             strip.note = f"no standby: {error.message}"
             self.say(f"no standby: {error.message}", "error")
             return
+        if self.quitting:
+            return  # Q came during the base backup: nothing to start
         if made:
             self.say(made)
         strip.note = "starting the standby"
-        self.standby.launch()  # here, on the main thread: see StandbyController.launch
+        try:
+            self.standby.launch()  # here, on the main thread: see StandbyController.launch
+        except OSError as error:
+            strip.note = f"the standby did not start: {error.strerror}"
+            self.say(strip.note, "error")
+            return
         self.standby.attach(_StandbySink(self))
         reason = await asyncio.to_thread(self.standby.cluster.wait_ready, READY_TIMEOUT)
         if reason is not None:
