@@ -17,8 +17,15 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pgtop.common.shmem import format_lsn
 from pgtop.core.vocabulary import ChildKind, ConnsAllowed, Shutdown, Sig
-from pgtop.runtime.snapshot import CommandRefused, LogRecord, ShutdownMode, Snapshot
+from pgtop.runtime.snapshot import (
+    CommandRefused,
+    LogRecord,
+    ReplicationProgress,
+    ShutdownMode,
+    Snapshot,
+)
 
 if TYPE_CHECKING:
     from pgtop.runtime.supervisor import Supervisor
@@ -62,6 +69,22 @@ def status_dict(snapshot: Snapshot) -> dict[str, Any]:
         "pid_status": state.pid_status.value.strip() if state.pid_status else None,
         "exit_code": state.exit_code,
         "children": children,
+        "replication": _replication(snapshot.replication),
+    }
+
+
+def _replication(progress: ReplicationProgress | None) -> dict[str, object] | None:
+    """pg_stat_replication / pg_stat_wal_receiver's positions, as PostgreSQL prints LSNs."""
+    if progress is None:
+        return None
+    return {
+        "role": progress.role,
+        "streaming": progress.streaming,
+        "wal_end_lsn": format_lsn(progress.wal_end),
+        "flush_lsn": format_lsn(progress.flushed),
+        "replay_lsn": format_lsn(progress.replayed),
+        "replay_lag_bytes": progress.lag_bytes,
+        "last_message_time": progress.heard_at or None,
     }
 
 
@@ -189,6 +212,8 @@ class ControlServer:
 
     def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")
+        if op == "status":  # shared-memory figures (replication) move without a state change
+            self.supervisor.snapshots.publish(force=True)
         snapshot = self.supervisor.snapshots.latest
         if op == "status":
             if snapshot is None:
