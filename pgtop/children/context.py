@@ -342,7 +342,8 @@ def _keep_only_fds(fds: Mapping[str, int]) -> None:
         os.dup2(fds[FD_LOG], 2)
     keep = sorted({0, 1, 2, *fds.values()})
     for low, high in zip(keep, [*keep[1:], os.sysconf("SC_OPEN_MAX")]):
-        os.closerange(low + 1, high)
+        if low + 1 < high:  # an empty range makes close_range fail, and Python then loops
+            os.closerange(low + 1, high)
     for fd in fds.values():
         os.set_inheritable(fd, False)
 
