@@ -240,7 +240,7 @@ class PairApp(PgtopApp):
     # -- quitting: both clusters -------------------------------------------------------------
 
     def action_quit(self) -> None:
-        if self.quitting or self._all_stopped():
+        if self.readonly or self.quitting or self._all_stopped():  # read-only: leave (both stop)
             self.finish_quit()
             return
         self.ask("Stop the primary and the standby (fast shutdown) and quit?", "Shut down both and quit", self._begin_quit)
