@@ -20,6 +20,8 @@ from pgtop.core.config import FIELD_GUC, Config, Context
 from pgtop.core.events import ConfigFileRead
 from pgtop.core.vocabulary import LogLevel
 
+from .timezones import time_zone_names
+
 CONFIG_FILE_NAME = "pgtop.yaml"
 
 # YAML's own line breaks (yaml.reader counts exactly these), so our line numbers agree with
@@ -119,7 +121,7 @@ def _read_mapping(loader: yaml.SafeLoader, root: yaml.MappingNode, path: str) ->
         if not isinstance(value, (str, int, float, type(None))):
             value = value_node.value  # dates, binary...: keep the text as written
         values[name] = (value, line)
-    return ConfigFileRead(path, values=values)
+    return ConfigFileRead(path, values=values, time_zones=time_zone_names())
 
 
 def _syntax_error(path: str, text: str, exc: yaml.MarkedYAMLError) -> str:

@@ -8,7 +8,15 @@ from .connections import can_accept_connections
 from .crash import handle_child_crash
 from .machine import Machine, child_exit_message
 from .state import BgWorker, Child
-from .vocabulary import CAC, BgWorkerStartTime, ChildKind, ExitStatus, LogLevel, PMState, Sig
+from .vocabulary import (
+    CAC,
+    BgWorkerStartTime,
+    ChildKind,
+    ExitStatus,
+    LogLevel,
+    PMState,
+    Sig,
+)
 
 MAX_BGWORKERS_TO_LAUNCH = 100
 

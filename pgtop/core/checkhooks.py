@@ -6,14 +6,13 @@ a log line would die of it, taking the cluster through a crash cycle and down. A
 returns the value in its canonical spelling ("europe/paris" -> "Europe/Paris", "iso" ->
 "ISO, MDY") or raises ValueError with the DETAIL line PostgreSQL gives (or None).
 
-The time zone database is the system's static data, read (and cached) as pg_tzset reads it;
-zoneinfo is imported only when a zone other than UTC or GMT is named.
+The time zone database is the system's data: the runtime reads its names and hands them in
+(ConfigFileRead.time_zones), so the core never touches the file system.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import lru_cache
+from collections.abc import Callable, Collection
 
 
 class CheckFailed(ValueError):
@@ -27,34 +26,18 @@ class CheckFailed(ValueError):
 # -- time zones ---------------------------------------------------------------------------
 
 
-def check_timezone(text: str) -> str:
-    """A zone of the tz database, named in any case; its own spelling comes back."""
+def check_timezone(text: str, zones: Collection[str]) -> str:
+    """A zone of the tz database (`zones`), named in any case; its own spelling comes back."""
     name = text.strip()
     if name.upper() in ("UTC", "GMT"):
         return name.upper()  # always there, even without a tz database
-    spelled = _zone_spelling(name)
+    if name in zones:
+        return name
+    lowered = name.lower()
+    spelled = next((zone for zone in zones if zone.lower() == lowered), None)
     if spelled is None:
         raise CheckFailed()
     return spelled
-
-
-@lru_cache(maxsize=64)
-def _zone_spelling(name: str) -> str | None:
-    import zoneinfo  # see the module docstring: static data, looked up once per name
-
-    try:
-        zoneinfo.ZoneInfo(name)
-    except Exception:  # noqa: BLE001 - not found, a directory, not a TZif file, a bad key
-        lowered = name.lower()
-        return next((key for key in _all_zones() if key.lower() == lowered), None)
-    return name
-
-
-@lru_cache(maxsize=1)
-def _all_zones() -> tuple[str, ...]:
-    import zoneinfo
-
-    return tuple(sorted(zoneinfo.available_timezones()))
 
 
 # -- DateStyle ----------------------------------------------------------------------------
@@ -108,8 +91,8 @@ def check_datestyle(text: str) -> str:
     return f"{style}, {order}"
 
 
-CHECK_HOOKS: dict[str, Callable[[str], str]] = {
+CHECK_HOOKS: dict[str, Callable[[str, Collection[str]], str]] = {  # (value, time zone names)
     "timezone": check_timezone,
     "log_timezone": check_timezone,
-    "datestyle": check_datestyle,
+    "datestyle": lambda text, _zones: check_datestyle(text),
 }

@@ -90,12 +90,14 @@ class ConfigFileRead:
 
     `values` maps parameter names (as written) to (raw value, line number); `error` is a
     parse failure message ('syntax error in file "%s" line %u, near ...'), in which case no
-    change is applied.
+    change is applied. `time_zones` are the names in the system's time zone database, which
+    the runtime reads for the timezone check hooks (UTC and GMT are always known).
     """
 
     path: str
     values: Mapping[str, tuple[Any, int]] = field(default_factory=dict)
     error: str | None = None
+    time_zones: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import MISSING, Field, fields, replace
 from typing import Any
 
@@ -62,8 +62,9 @@ def default_of(field: str) -> Any:
     return f.default if f.default is not MISSING else None
 
 
-def parse_value(field: str, raw: Any) -> Any:
-    """Turn a value as written in the file (or by SET) into the field's type."""
+def parse_value(field: str, raw: Any, time_zones: Collection[str] = frozenset()) -> Any:
+    """Turn a value as written in the file (or by SET) into the field's type. `time_zones`:
+    the tz database's names, for the timezone parameters (UTC and GMT need none)."""
     f = _FIELDS[field]
     meta = f.metadata
     name = guc_name(field)
@@ -95,7 +96,7 @@ def parse_value(field: str, raw: Any) -> Any:
     hook = CHECK_HOOKS.get(field)
     if hook is not None:
         try:
-            return hook(text)
+            return hook(text, time_zones)
         except CheckFailed as refused:
             raise InvalidValue(f'invalid value for parameter "{name}": "{text}"', detail=refused.detail) from None
     return text
@@ -198,7 +199,7 @@ def apply_config_file(
     # Phase 3: apply the file's values in the order they are written.
     for field, (raw, _line, name) in known.items():
         try:
-            value = parse_value(field, raw)
+            value = parse_value(field, raw, read.time_zones)
         except InvalidValue as bad:
             logs.append(Log(LogLevel.LOG, bad.message, detail=bad.detail, hint=bad.hint))
             error = True
@@ -246,12 +247,12 @@ def _contains_errors(path: str, at_startup: bool, *, applied: bool) -> Log:
     return Log(LogLevel.LOG, f'configuration file "{path}" contains errors; {what}')
 
 
-def config_from_settings(settings: Mapping[str, Any]) -> Config:
+def config_from_settings(settings: Mapping[str, Any], time_zones: Collection[str] = frozenset()) -> Config:
     """A Config from plain name/value pairs (tests, demos); raises InvalidValue."""
     changes = {}
     for name, raw in settings.items():
         field = field_name(name)
         if field is None:
             raise InvalidValue(f'unrecognized configuration parameter "{name}"')
-        changes[field] = parse_value(field, raw)
+        changes[field] = parse_value(field, raw, time_zones)
     return Config(**changes)

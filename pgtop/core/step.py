@@ -31,7 +31,11 @@ from .reaper import reaper
 from .serverloop import autovac_worker_failed, server_loop_body
 from .signals import config_file_read, signal_received, sigusr1_handler
 from .state import State
-from .statemachine import exit_postmaster, postmaster_state_machine, shutdown_checkpointer_fork_failed
+from .statemachine import (
+    exit_postmaster,
+    postmaster_state_machine,
+    shutdown_checkpointer_fork_failed,
+)
 from .vocabulary import (
     FORK_NAME,
     ChildKind,

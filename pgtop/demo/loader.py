@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from pgtop.common.timezones import time_zone_names
 from pgtop.core import guc
 from pgtop.core.state import LOGICAL_REPLICATION_LAUNCHER
 from pgtop.core.vocabulary import EXIT_NAME, ChildKind, PMState, Shutdown, Sig
@@ -281,7 +282,7 @@ def _settings(reader: _Reader, node: yaml.Node) -> tuple[tuple[str, Any], ...]:
             raise reader.fail(key_node, f'parameter "{name}" is given twice')
         value = _setting_value(reader, value_node, name)
         try:
-            guc.parse_value(field, value)
+            guc.parse_value(field, value, time_zone_names())
         except guc.InvalidValue as error:
             raise reader.fail(value_node, error.message) from None
         settings[field] = (name, value)
