@@ -12,7 +12,8 @@ import pgtop.core
 CORE = Path(pgtop.core.__file__).parent
 FORBIDDEN = {
     "os", "signal", "subprocess", "socket", "threading", "time", "select", "selectors",
-    "mmap", "yaml", "textual", "psutil", "asyncio", "random",
+    "mmap", "yaml", "textual", "psutil", "asyncio", "random", "zoneinfo", "pathlib", "shutil",
+    "tempfile", "io", "fcntl", "ctypes",
 }
 
 
