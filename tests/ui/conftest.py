@@ -1,10 +1,14 @@
-"""Fixtures for the dashboard tests: UTC, a frozen clock, a recording controller, an app maker."""
+"""Fixtures for the dashboard tests: UTC, a frozen clock, a recording controller, an app maker,
+and a real terminal (tmux) whose leftovers fail the test."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from tmux_screen import Terminal
 from ui_pilot import Clock
 
 from pgtop.ui import fake
@@ -39,3 +43,11 @@ def make_app(controller, clock, tmp_path):
         return PgtopApp(options.pop("controller", controller), **options)
 
     return make
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Terminal]:
+    term = Terminal(tmp_path)
+    yield term
+    leftovers = term.close()
+    assert not leftovers, f"processes left behind (killed now): {leftovers}"

@@ -9,22 +9,16 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import psycopg
 import pytest
-from test_e2e_tmux import (
-    Terminal,
-    alive,
-    banner,
-    pgtop_command,
-    pytestmark,  # noqa: F401 - skipped without tmux, as those tests are
-    wait_gone,
-)
+from tmux_screen import Terminal, alive, banner, needs_tmux, pgtop_command, wait_gone
 
 PRIMARY_LINE = re.compile(r"primary\s+(PM_[A-Z_]+)\s+· postmaster (\d+) · port (\d+) · walsender \d+ · WAL (\S+)")
+pytestmark = needs_tmux
+
 STANDBY_LINE = re.compile(
     r"standby\s+(PM_[A-Z_]+)\s+· postmaster (\d+) · port (\d+) · walreceiver \d+ · flushed (\S+) · replayed (\S+) · replay lag (\d+ B|[\d.]+ \w+)"
 )
@@ -45,14 +39,6 @@ def streaming(screen: str) -> bool:
 
 def connect(socket_dir: Path, port: int) -> psycopg.Connection:
     return psycopg.connect(host=str(socket_dir), port=port, user="postgres", dbname="postgres", autocommit=True, connect_timeout=10)
-
-
-@pytest.fixture
-def terminal(tmp_path: Path) -> Iterator[Terminal]:
-    term = Terminal(tmp_path)
-    yield term
-    leftovers = term.close()
-    assert not leftovers, f"processes left behind (killed now): {leftovers}"
 
 
 @pytest.fixture
