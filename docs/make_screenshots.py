@@ -7,6 +7,7 @@ Each one is a real cluster on a throwaway data directory, driven as a user would
   crash-cycle.svg  a frozen checkpointer (z), a killed walwriter (k): PM_WAIT_BACKENDS,
                    FatalError, and the SIGKILL stopwatch counting down
   presenter.svg    `pgtop demo crash-recovery`, paused after the crash cycle
+  standby.svg      `pgtop --with-standby`: the standby on screen, streaming, caught up
 The test suite runs this script (tests/demo/test_screenshots.py), so the pictures cannot drift
 from what the dashboard really shows.
 """
@@ -31,6 +32,7 @@ from pgtop.demo.observer import Observer
 from pgtop.demo.stage import DemoController, ThrowawayCluster
 from pgtop.demo.widgets import ScriptPanel
 from pgtop.ui.app import PgtopApp
+from pgtop.ui.pair import PairApp, StandbyController
 from pgtop.ui.widgets.backends_table import BackendsTable
 from pgtop.ui.widgets.children_table import ChildrenTable
 
@@ -65,6 +67,10 @@ def select(app: PgtopApp, kind: str) -> None:
     raise SystemExit(f"make_screenshots: no running {kind}")
 
 
+def showing(table: BackendsTable, text: str) -> bool:
+    return any(text in str(cell) for key in table.rows for cell in table.get_row(key))
+
+
 def state(app: PgtopApp) -> PMState | None:
     return app.snapshot.state.pm_state if app.snapshot is not None else None
 
@@ -75,6 +81,7 @@ async def dashboard_shots(app: PgtopApp, out: Path) -> None:
         await pilot.press("w")
         await wait_for(pilot, "busy backends", lambda: app.query_one(BackendsTable).row_count > 0)
         await pilot.pause(1.5)  # a second of load, so the CPU and RSS columns have figures
+        await wait_for(pilot, "an INSERT of the load on screen", lambda: showing(app.query_one(BackendsTable), "insert into demo_load"))
         await shoot(app, pilot, out, "dashboard.svg")
         await pilot.press("w")
         select(app, "checkpointer")
@@ -98,6 +105,35 @@ async def presenter_shot(app: DemoApp, out: Path) -> None:
         app.exit()
 
 
+def caught_up(app: PairApp) -> bool:
+    """Both sides have spoken (the primary has a reply, the standby a message) and the
+    standby's replay is level with the primary's end of WAL."""
+    primary, standby = app.latest["primary"], app.latest["standby"]
+    if primary is None or standby is None or primary.replication is None or standby.replication is None:
+        return False
+    received = standby.replication
+    return standby.state.pm_state is PMState.HOT_STANDBY and received.heard_at > 0 and received.replayed >= primary.replication.wal_end
+
+
+async def standby_shot(app: PairApp, out: Path) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, "the standby", lambda: app.latest["standby"] is not None)
+        await pilot.press("w")  # client load on the primary: WAL to stream
+        await wait_for(pilot, "busy backends", lambda: app.query_one(BackendsTable).row_count > 0)
+        await pilot.pause(1.0)
+        await pilot.press("w")
+        await pilot.press("2")
+        await pilot.pause(1.5)  # its children's CPU and RSS columns get figures
+        await wait_for(pilot, "the standby streaming and caught up", lambda: caught_up(app))
+        await shoot(app, pilot, out, "standby.svg")
+        app.exit()
+
+
+def pair_app(controller: DemoController, out: Path) -> PairApp:
+    standby = StandbyController(controller.cluster.root / "standby")
+    return PairApp(controller, standby, confirm=False, screenshot_dir=out)
+
+
 def run(make_app, shots, out: Path, scenario_settings=()) -> None:
     observer = Observer()
     cluster = ThrowawayCluster(scenario_settings)
@@ -113,6 +149,8 @@ def run(make_app, shots, out: Path, scenario_settings=()) -> None:
     finally:
         if isinstance(app, DemoApp):
             app.player.stop()
+        if isinstance(app, PairApp):
+            app.standby.close()
         controller.close()
         catcher.stop()
         cluster.remove()
@@ -126,7 +164,8 @@ def main() -> int:
     run(lambda c, o: PgtopApp(c, confirm=False, screenshot_dir=out), dashboard_shots, out)
     scenario = load_scenario(demo_dir() / "crash-recovery.yaml")
     run(lambda c, o: DemoApp(c, o, scenario, screenshot_dir=out), presenter_shot, out, scenario.settings)
-    for name in ("dashboard.svg", "crash-cycle.svg", "presenter.svg"):
+    run(lambda c, o: pair_app(c, out), standby_shot, out)
+    for name in ("dashboard.svg", "crash-cycle.svg", "presenter.svg", "standby.svg"):
         print(out / name)
     return 0
 

@@ -157,7 +157,8 @@ def _replication(state: State, counters: Counters | None, *, standby_mode: bool)
             role="standby",
             streaming=ChildKind.WALRECEIVER in running,
             wal_end=max(counters.walrcv_latest_end_lsn, counters.walrcv_flushed_lsn),
-            flushed=counters.walrcv_flushed_lsn,
+            # As pg_stat_wal_receiver: flushed starts at the streaming start point.
+            flushed=max(counters.walrcv_flushed_lsn, counters.walrcv_receive_start_lsn),
             replayed=counters.replay_lsn,
             heard_at=counters.walrcv_last_msg_receipt_time,
         )

@@ -15,6 +15,7 @@ PROMISES = {
     "dashboard.svg": ["PM_RUN", "normal operation", "insert into demo_load"],
     "crash-cycle.svg": ["PM_WAIT_BACKENDS", "SIGKILL escalation in", "HandleChildCrash", "crash, everyone restarts"],
     "presenter.svg": ["last key", "SIGKILL sent to client backend", "crash recovery", "paused", "recovery finished"],
+    "standby.svg": ["PM_HOT_STANDBY", "showing the standby", "replay lag 0 B", "walsender", "walreceiver", "heard"],
 }
 
 

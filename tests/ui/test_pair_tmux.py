@@ -16,11 +16,11 @@ import psycopg
 import pytest
 from tmux_screen import Terminal, alive, banner, needs_tmux, pgtop_command, wait_gone
 
-PRIMARY_LINE = re.compile(r"primary\s+(PM_[A-Z_]+)\s+· postmaster (\d+) · port (\d+) · walsender \d+ · WAL (\S+)")
+PRIMARY_LINE = re.compile(r"primary\s+(PM_[A-Z_]+)\s+· PID (\d+) · port (\d+) · walsender \d+ · WAL (\S+)")
 pytestmark = needs_tmux
 
 STANDBY_LINE = re.compile(
-    r"standby\s+(PM_[A-Z_]+)\s+· postmaster (\d+) · port (\d+) · walreceiver \d+ · flushed (\S+) · replayed (\S+) · replay lag (\d+ B|[\d.]+ \w+)"
+    r"standby\s+(PM_[A-Z_]+)\s+· PID (\d+) · port (\d+) · walreceiver \d+ · flushed (\S+) · replayed (\S+) · replay lag (\d+ B|[\d.]+ \w+)"
 )
 
 

@@ -63,7 +63,7 @@ class ReplicationStrip(Widget):
             return f"{head}  [$text-muted]{escape(waiting)}[/]"
         state = snapshot.state
         pm_state = state.pm_state.pg_name if state.exit_code is None else f"stopped (exit code {state.exit_code})"
-        parts = [f"{head}  [b]{pm_state:<15}[/]", f"postmaster {snapshot.postmaster_pid}", f"port {snapshot.port}"]
+        parts = [f"{head}  [b]{pm_state:<15}[/]", f"PID {snapshot.postmaster_pid}", f"port {snapshot.port}"]
         parts.append(_process(state, SENDER[role]))
         if role == "primary" and snapshot.replication is not None:
             parts.append(f"WAL {format_lsn(snapshot.replication.wal_end)}")
@@ -96,5 +96,5 @@ def _process(state: State, kind: ChildKind) -> str:
 
 def _heard(progress: ReplicationProgress, now: float) -> str:
     if not progress.heard_at:
-        return "[$text-muted]never heard from the primary[/]"
+        return "[$text-muted]no message from the primary yet[/]"
     return f"heard {max(0.0, now - progress.heard_at):.1f} s ago"
