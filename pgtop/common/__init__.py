@@ -3,9 +3,10 @@
 
 What belongs here is a contract both sides of an OS boundary must agree on, and nothing that
 runs the postmaster: the shared memory layout (shmem), the server log line (logformat),
-process titles (proctitle), reading pgtop.yaml (configfile) and pg_hba.conf (hba), the rows
-published through shared memory (activity), and the libpq client (libpq) that the walreceiver
-and `pgtop init --standby-of` both speak.
+process titles (proctitle), reading pgtop.yaml (configfile, with the time zone names the
+core's check hooks need: timezones) and pg_hba.conf (hba), the rows published through shared
+memory (activity), and the libpq client (libpq) that the walreceiver and
+`pgtop init --standby-of` both speak.
 
 Why a package of its own: the children talk to the runtime only through OS mechanisms (exit
 status, shared memory, signals, sockets), never by importing it. Keeping the agreed formats
