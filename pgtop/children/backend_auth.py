@@ -15,14 +15,8 @@ import signal
 from pathlib import Path
 
 from pgtop.children.context import ChildContext
-from pgtop.common.hba import (
-    HbaError,
-    HbaMatch,
-    HbaRules,
-    Refusal,
-    load_hba,
-    refusal_message,
-)
+from pgtop.common.hba import HbaError, load_hba
+from pgtop.common.hba_rules import HbaMatch, HbaRules, Refusal, refusal_message
 from pgtop.wire.auth import (
     check_cleartext_password,
     check_md5_response,

@@ -24,7 +24,7 @@ from pgtop.children.backend_procs import CLIENT_BACKEND
 from pgtop.children.context import ChildContext
 from pgtop.common import proctitle
 from pgtop.common.activity import BackendActivity
-from pgtop.common.shmem import ActivityRow
+from pgtop.common.shmem_records import ActivityRow
 from pgtop.core.vocabulary import LogLevel, QuitReason
 from pgtop.sql import Engine, SettingInfo, settings_from_config
 from pgtop.storage.database import Database

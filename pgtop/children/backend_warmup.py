@@ -8,7 +8,7 @@ import socket
 import struct
 
 from pgtop.children.backend_procs import CLIENT_BACKEND, TOO_MANY_CLIENTS
-from pgtop.common.shmem import ActivityRow
+from pgtop.common.shmem_records import ActivityRow
 from pgtop.sql import Engine, settings_from_config
 from pgtop.wire import messages
 from pgtop.wire.interrupts import Interrupts

@@ -32,7 +32,8 @@ from typing import Self
 
 from pgtop.common.logformat import DEFAULT_LOG_LINE_PREFIX, format_log_line
 from pgtop.common.proctitle import kind_title, set_title
-from pgtop.common.shmem import AUX_KINDS, ActivityRow, Segment
+from pgtop.common.shmem import AUX_KINDS, Segment
+from pgtop.common.shmem_records import ActivityRow
 from pgtop.core.vocabulary import ChildKind, LogLevel, PMSignalReason, log_level_outputs
 
 # Names of the fds a child can be given (ForkServer.spawn's `fds`).

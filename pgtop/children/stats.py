@@ -24,7 +24,8 @@ from typing import Any
 
 from pgtop.children.context import ChildContext, WaitEvent
 from pgtop.children.interrupt import datadir_of, ignore_unused, reload_config
-from pgtop.common.shmem import Counters, Segment
+from pgtop.common.shmem import Segment
+from pgtop.common.shmem_records import Counters
 from pgtop.core.vocabulary import LogLevel
 
 STAT_DIR = "pg_stat"  # PGSTAT_STAT_PERMANENT_DIRECTORY

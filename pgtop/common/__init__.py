@@ -2,10 +2,11 @@
 "common code shared by the backend and frontend programs".
 
 What belongs here is a contract both sides of an OS boundary must agree on, and nothing that
-runs the postmaster: the shared memory layout (shmem), the server log line (logformat),
-process titles (proctitle), reading pgtop.yaml (configfile, with the time zone names the
-core's check hooks need: timezones) and pg_hba.conf (hba), the rows published through shared
-memory (activity), and the libpq client (libpq) that the walreceiver and
+runs the postmaster: the shared memory layout (shmem) and the records in it
+(shmem_records), the server log line (logformat), process titles (proctitle), reading
+pgtop.yaml (configfile, with the time zone names the core's check hooks need: timezones) and
+pg_hba.conf (hba, with the loaded rules and their matching: hba_rules), the rows published
+through shared memory (activity), and the libpq client (libpq) that the walreceiver and
 `pgtop init --standby-of` both speak.
 
 Why a package of its own: the children talk to the runtime only through OS mechanisms (exit

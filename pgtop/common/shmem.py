@@ -16,13 +16,9 @@ Layout (fixed, versioned, little-endian; every region 8-byte aligned):
     activity    one pg_stat_activity row per slot, then one per auxiliary process kind
 
 Records that several fields make up (activity rows, counters, the worker request) are read
-and written with PostgreSQL's st_changecount protocol: the writer makes the count odd, writes,
-makes it even; a reader retries until it sees the same even count before and after copying.
+and written with PostgreSQL's st_changecount protocol (pgtop.common.shmem_records).
 Counters have several writers, so writers also take a POSIX record lock on the counters'
 first byte (released by the kernel if the writer dies). Single bytes need no protocol.
-
-This relies on x86-64's ordered stores; a weakly ordered CPU would need memory barriers that
-pure Python cannot issue.
 """
 
 from __future__ import annotations
@@ -34,18 +30,17 @@ import fcntl
 import mmap
 import os
 import struct
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Self
 
-from pgtop.common.activity import BackendActivity, RecoveryProgress
+from pgtop.common import shmem_records as records
+from pgtop.common.shmem_records import ActivityRow, Counters
 from pgtop.core.vocabulary import SPECIAL_KINDS, ChildKind, PMSignalReason, QuitReason
 
 MAGIC = b"PGTOPSHM"
 LAYOUT_VERSION = 1
 MAX_SLOTS = 1 << 20
-QUERY_BYTES = 1024  # track_activity_query_size, terminating NUL included
 
 # Activity rows for the special kinds, after the slot rows, in ChildKind order.
 AUX_KINDS: tuple[ChildKind, ...] = tuple(kind for kind in ChildKind if kind in SPECIAL_KINDS)
@@ -54,16 +49,13 @@ _HEADER = struct.Struct("<8sIIQQI")
 _HEADER_SIZE = 64
 _U32 = struct.Struct("<I")
 _PID_PEEK = struct.Struct("<i")  # the first field of an activity row
-_COUNT_SIZE = 8  # the change count (uint32) padded so the payload stays aligned
 _FLAGS_SIZE = 128
 _QUIT_OFFSET = 16
 _AV_FAILED_OFFSET = 17
 _AV_REQUEST_OFFSET = 24  # a change-counted record of _AV_REQUEST
 _AV_REQUEST = struct.Struct("<64s")
 _PROC_LOCK_OFFSET = 120  # a byte no flag uses: the record lock of proc_lock()
-_ACTIVITY = struct.Struct("<iI32s64s64s64s64s32s1024sdd")
 _QUIT_CODES = {None: 0, QuitReason.CRASH: 1, QuitReason.STOP: 2}
-_READ_PATIENCE = 0.1  # seconds a reader waits for a writer that stopped mid-row (it died)
 
 
 class SlotState(enum.IntEnum):
@@ -77,138 +69,6 @@ class SlotState(enum.IntEnum):
 
 class NoFreeSlot(RuntimeError):
     """AssignPostmasterChildSlot found every slot taken."""
-
-
-def format_lsn(lsn: int) -> str:
-    """An LSN as PostgreSQL prints it (%X/%X): ``0/1A2B3C``."""
-    return f"{lsn >> 32:X}/{lsn & 0xFFFFFFFF:X}"
-
-
-def _counter(fmt: str, default: object = 0) -> object:
-    return field(default=default, metadata={"fmt": fmt})
-
-
-@dataclass(frozen=True, slots=True)
-class Counters:
-    """The counters the dashboard shows. LSNs are uint64; times are epoch seconds."""
-
-    wal_insert_lsn: int = _counter("Q")
-    wal_flush_lsn: int = _counter("Q")
-    checkpoints: int = _counter("Q")
-    last_checkpoint_time: float = _counter("d", 0.0)
-    last_checkpoint_lsn: int = _counter("Q")
-    buffers_written: int = _counter("Q")  # bgwriter
-    archived_count: int = _counter("Q")
-    failed_count: int = _counter("Q")
-    last_archived_wal: str = _counter("32s", "")
-    last_archived_time: float = _counter("d", 0.0)
-    last_failed_wal: str = _counter("32s", "")
-    last_failed_time: float = _counter("d", 0.0)
-    autovacuum_runs: int = _counter("Q")
-    redo_start_lsn: int = _counter("Q")
-    replay_lsn: int = _counter("Q")
-    recovery_end_lsn: int = _counter("Q")
-    records_replayed: int = _counter("Q")
-    records_total: int = _counter("Q")
-    replaying: bool = _counter("?", False)
-    stats_messages: int = _counter("Q")
-    xact_commit: int = _counter("Q")
-    xact_rollback: int = _counter("Q")
-    # A standby's walreceiver (pg_stat_wal_receiver): where streaming started, what it has
-    # written and flushed, the primary's end of WAL as last reported, when it last heard.
-    walrcv_starts: int = _counter("Q")  # walreceivers started: the startup process tells a new one from none
-    walrcv_receive_start_lsn: int = _counter("Q")
-    walrcv_written_lsn: int = _counter("Q")
-    walrcv_flushed_lsn: int = _counter("Q")
-    walrcv_latest_end_lsn: int = _counter("Q")
-    walrcv_last_msg_receipt_time: float = _counter("d", 0.0)
-    # A primary's walsender (pg_stat_replication), the last one that heard from its standby:
-    # what it sent, and the standby's written, flushed and replayed positions.
-    walsnd_sent_lsn: int = _counter("Q")
-    walsnd_write_lsn: int = _counter("Q")
-    walsnd_flush_lsn: int = _counter("Q")
-    walsnd_replay_lsn: int = _counter("Q")
-    walsnd_reply_time: float = _counter("d", 0.0)
-
-    def recovery_progress(self) -> RecoveryProgress | None:
-        """What the startup process published, for the snapshot, while it replays WAL."""
-        if not self.replaying:
-            return None
-        return RecoveryProgress(
-            redo_start=format_lsn(self.redo_start_lsn),
-            replayed=format_lsn(self.replay_lsn),
-            end=format_lsn(self.recovery_end_lsn),
-            records_done=self.records_replayed,
-            records_total=self.records_total,
-        )
-
-
-_COUNTER_FIELDS = dataclasses.fields(Counters)
-_COUNTER_NAMES = frozenset(f.name for f in _COUNTER_FIELDS)
-_COUNTERS = struct.Struct("<" + "".join(f.metadata["fmt"] for f in _COUNTER_FIELDS))
-
-
-@dataclass(frozen=True, slots=True)
-class ActivityRow:
-    """One backend status entry (PgBackendStatus); `client_addr` None means none."""
-
-    pid: int
-    backend_type: str
-    user: str = ""
-    database: str = ""
-    application_name: str = ""
-    client_addr: str | None = None
-    state: str = ""
-    query: str = ""
-    backend_start: float = 0.0
-    state_change: float = 0.0
-    cancel_key: int = 0
-
-    def as_backend_activity(self) -> BackendActivity:
-        """The snapshot's row (everything but the cancel key)."""
-        names = (f.name for f in dataclasses.fields(BackendActivity))
-        return BackendActivity(**{name: getattr(self, name) for name in names})
-
-
-def _encode(text: str, size: int) -> bytes:
-    """UTF-8, cut to leave room for a NUL without splitting a character."""
-    raw = text.encode("utf-8")
-    if len(raw) < size:
-        return raw
-    return raw[: size - 1].decode("utf-8", "ignore").encode("utf-8")
-
-
-def _decode(raw: bytes) -> str:
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
-
-
-def _pack_row(row: ActivityRow) -> bytes:
-    return _ACTIVITY.pack(
-        row.pid, row.cancel_key & 0xFFFFFFFF, _encode(row.backend_type, 32), _encode(row.user, 64),
-        _encode(row.database, 64), _encode(row.application_name, 64),
-        _encode(row.client_addr or "", 64), _encode(row.state, 32),
-        _encode(row.query, QUERY_BYTES), row.backend_start, row.state_change,
-    )  # fmt: skip
-
-
-def _unpack_row(raw: bytes) -> ActivityRow:
-    pid, key, btype, user, db, app, addr, state, query, start, change = _ACTIVITY.unpack(raw)
-    return ActivityRow(
-        pid=pid, backend_type=_decode(btype), user=_decode(user), database=_decode(db),
-        application_name=_decode(app), client_addr=_decode(addr) or None,
-        state=_decode(state), query=_decode(query), backend_start=start,
-        state_change=change, cancel_key=key,
-    )  # fmt: skip
-
-
-def _pack_counters(counters: Counters) -> bytes:
-    values = [getattr(counters, f.name) for f in _COUNTER_FIELDS]
-    return _COUNTERS.pack(*(_encode(v, 32) if isinstance(v, str) else v for v in values))
-
-
-def _unpack_counters(raw: bytes) -> Counters:
-    values = _COUNTERS.unpack(raw)
-    return Counters(*(_decode(v) if isinstance(v, bytes) else v for v in values))
 
 
 def _align(size: int) -> int:
@@ -228,13 +88,13 @@ class _Layout:
 
     @property
     def child_flags(self) -> int:
-        return self.counters + _align(_COUNT_SIZE + _COUNTERS.size)
+        return self.counters + _align(records.COUNT_SIZE + records.COUNTERS_STRUCT.size)
 
     @property
     def activity(self) -> int:
         return self.child_flags + _align(self.max_children)
 
-    row_size = _align(_COUNT_SIZE + _ACTIVITY.size)
+    row_size = _align(records.COUNT_SIZE + records.ACTIVITY_STRUCT.size)
 
     @property
     def size(self) -> int:
@@ -381,11 +241,11 @@ class Segment:
     def set_avworker_database(self, database: str) -> None:
         """The launcher names the database the next autovacuum worker should process."""
         offset = self._layout.flags + _AV_REQUEST_OFFSET
-        self._write_record(offset, _AV_REQUEST.pack(_encode(database, 64)))
+        records.write_record(self._memory, offset, _AV_REQUEST.pack(records.encode_text(database, 64)))
 
     def avworker_database(self) -> str | None:
-        raw = self._read_record(self._layout.flags + _AV_REQUEST_OFFSET, _AV_REQUEST.size)
-        return (_decode(raw) or None) if raw is not None else None
+        raw = records.read_record(self._memory, self._layout.flags + _AV_REQUEST_OFFSET, _AV_REQUEST.size)
+        return (records.decode_text(raw) or None) if raw is not None else None
 
     # -- PMChildFlags -------------------------------------------------------------------
 
@@ -432,33 +292,6 @@ class Segment:
         states = self._memory[start : start + self._layout.max_children]
         return frozenset(i + 1 for i, state in enumerate(states) if state == SlotState.WALSENDER)
 
-    # -- change-counted records ---------------------------------------------------------
-
-    def _write_record(self, offset: int, payload: bytes) -> None:
-        count = _U32.unpack_from(self._memory, offset)[0]
-        # Odd while writing. A count left odd by a writer that died moves on to the next odd.
-        writing = ((count + 1) | 1) & 0xFFFFFFFF
-        _U32.pack_into(self._memory, offset, writing)
-        start = offset + _COUNT_SIZE
-        self._memory[start : start + len(payload)] = payload
-        _U32.pack_into(self._memory, offset, (writing + 1) & 0xFFFFFFFF)
-
-    def _read_record(self, offset: int, size: int) -> bytes | None:
-        """A consistent copy, or None if a writer stopped half-way (it died mid-write)."""
-        start = offset + _COUNT_SIZE
-        deadline = None
-        while True:
-            before = _U32.unpack_from(self._memory, offset)[0]
-            if before % 2 == 0:
-                payload = self._memory[start : start + size]
-                if _U32.unpack_from(self._memory, offset)[0] == before:
-                    return payload
-            now = time.monotonic()
-            deadline = deadline or now + _READ_PATIENCE
-            if now >= deadline:
-                return None
-            os.sched_yield()
-
     # -- backend activity ---------------------------------------------------------------
 
     def aux_entry(self, kind: ChildKind) -> int:
@@ -472,7 +305,7 @@ class Segment:
 
     def write_activity(self, entry: int, row: ActivityRow) -> None:
         """Write a whole row (its owner, or the postmaster once the owner is dead)."""
-        self._write_record(self._entry_offset(entry), _pack_row(row))
+        records.write_record(self._memory, self._entry_offset(entry), records.pack_activity(row))
 
     def update_activity(self, entry: int, **changes: object) -> ActivityRow:
         """pgstat_report_activity(): the owner changes some fields of its own row."""
@@ -486,10 +319,10 @@ class Segment:
 
     def read_activity(self, entry: int) -> ActivityRow | None:
         """The row, or None if the entry is empty (or its writer died mid-write)."""
-        raw = self._read_record(self._entry_offset(entry), _ACTIVITY.size)
+        raw = records.read_record(self._memory, self._entry_offset(entry), records.ACTIVITY_STRUCT.size)
         if raw is None:
             return None
-        row = _unpack_row(raw)
+        row = records.unpack_activity(raw)
         return row if row.pid != 0 else None
 
     def activity_entries(self) -> dict[int, ActivityRow]:
@@ -517,20 +350,20 @@ class Segment:
         """Entries whose pid is not 0 at a glance. The postmaster publishes a snapshot after
         every change, and most of MaxLivePostmasterChildren rows are empty: peeking at the
         pid skips unpacking them. A row being written right now is read (and checked) in full."""
-        base, size, memory = self._activity_base + _COUNT_SIZE, _Layout.row_size, self._memory
+        base, size, memory = self._activity_base + records.COUNT_SIZE, _Layout.row_size, self._memory
         pid_at, count_at = _PID_PEEK.unpack_from, _U32.unpack_from
         return [
             entry
             for entry in range(1, self._entries + 1)
             if pid_at(memory, base + (entry - 1) * size)[0] != 0
-            or count_at(memory, base - _COUNT_SIZE + (entry - 1) * size)[0] % 2  # being written
+            or count_at(memory, base - records.COUNT_SIZE + (entry - 1) * size)[0] % 2  # being written
         ]
 
     # -- counters -----------------------------------------------------------------------
 
     def counters(self) -> Counters:
-        raw = self._read_record(self._layout.counters, _COUNTERS.size)
-        return _unpack_counters(raw) if raw is not None else Counters()
+        raw = records.read_record(self._memory, self._layout.counters, records.COUNTERS_STRUCT.size)
+        return records.unpack_counters(raw) if raw is not None else Counters()
 
     def update_counters(self, **values: object) -> Counters:
         """Set some counters (e.g. ``replay_lsn=...``) in one consistent write."""
@@ -547,20 +380,20 @@ class Segment:
         return self._change_counters(add, deltas)
 
     def _change_counters(self, change, names) -> Counters:  # type: ignore[no-untyped-def]
-        unknown = sorted(set(names) - _COUNTER_NAMES)
+        unknown = sorted(set(names) - records.COUNTER_NAMES)
         if unknown:
             raise ValueError(f"unknown counter: {', '.join(unknown)}")
         offset = self._layout.counters
         # POSIX record locks belong to the process, so every process excludes the others.
         fcntl.lockf(self._fd, fcntl.LOCK_EX, 1, offset)
         try:
-            start = offset + _COUNT_SIZE
-            updated = change(_unpack_counters(self._memory[start : start + _COUNTERS.size]))
+            start = offset + records.COUNT_SIZE
+            updated = change(records.unpack_counters(self._memory[start : start + records.COUNTERS_STRUCT.size]))
             try:
-                payload = _pack_counters(updated)
+                payload = records.pack_counters(updated)
             except struct.error as error:
                 raise ValueError(f"bad counter value: {error}") from None
-            self._write_record(offset, payload)
+            records.write_record(self._memory, offset, payload)
             return updated
         finally:
             fcntl.lockf(self._fd, fcntl.LOCK_UN, 1, offset)

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pgtop.common.shmem import format_lsn
+from pgtop.common.shmem_records import format_lsn
 from pgtop.core.vocabulary import ChildKind, ConnsAllowed, Shutdown, Sig
 from pgtop.runtime.snapshot import (
     CommandRefused,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from pgtop.common.shmem import Counters
+from pgtop.common.shmem_records import Counters
 from pgtop.core.state import State
 from pgtop.core.vocabulary import ChildKind
 from pgtop.runtime.snapshot import (

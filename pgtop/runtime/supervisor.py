@@ -26,7 +26,8 @@ from pgtop.common.configfile import (
     load_config_at_startup,
     read_config_file,
 )
-from pgtop.common.hba import HbaError, HbaRules, load_hba
+from pgtop.common.hba import HbaError, load_hba
+from pgtop.common.hba_rules import HbaRules
 from pgtop.common.shmem import Segment
 from pgtop.core import accepting_connections, initial_state, next_deadline, step
 from pgtop.core.actions import (
@@ -302,7 +303,7 @@ class Supervisor:
 
     # -- executing actions -----------------------------------------------------------------
 
-    def _execute(self, action: Action) -> Event | None:  # noqa: C901 - one arm per action
+    def _execute(self, action: Action) -> Event | None:  # one arm per action
         match action:
             case Spawn():
                 return self._spawn(action)

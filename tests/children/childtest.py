@@ -21,7 +21,8 @@ from types import SimpleNamespace
 
 import psutil
 
-from pgtop.common.shmem import Counters, Segment
+from pgtop.common.shmem import Segment
+from pgtop.common.shmem_records import Counters
 from pgtop.core.actions import Spawn
 from pgtop.core.config import Config
 from pgtop.core.vocabulary import ChildKind, ExitStatus, PMSignalReason

@@ -7,15 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pgtop.common.hba import (
-    DEFAULT_HBA,
-    HbaError,
-    HbaIssue,
-    Refusal,
-    load_hba,
-    parse_hba_text,
-    refusal_message,
-)
+from pgtop.common.hba import DEFAULT_HBA, HbaError, load_hba, parse_hba_text
+from pgtop.common.hba_rules import HbaIssue, Refusal, refusal_message
 
 GOOD = "local all all trust\n"
 

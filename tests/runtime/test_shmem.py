@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from pgtop.common.shmem import ActivityRow, NoFreeSlot, Segment, SlotState, format_lsn
+from pgtop.common.shmem import NoFreeSlot, Segment, SlotState
+from pgtop.common.shmem_records import ActivityRow, format_lsn
 from pgtop.core.vocabulary import ChildKind, ExitStatus, PMSignalReason, QuitReason
 from pgtop.runtime.forkserver import ForkServer
 from pgtop.runtime.procwatch import ChildWatcher

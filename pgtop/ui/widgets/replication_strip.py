@@ -7,7 +7,7 @@ from textual.markup import escape
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from pgtop.common.shmem import format_lsn
+from pgtop.common.shmem_records import format_lsn
 from pgtop.core.state import State
 from pgtop.core.vocabulary import ChildKind, PMState
 from pgtop.runtime.snapshot import ReplicationProgress, Snapshot
