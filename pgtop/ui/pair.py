@@ -104,9 +104,6 @@ class _StandbySink:
     def post_log(self, record: LogRecord) -> None:
         self.app.post_message(LogArrived(record, "standby"))
 
-    def say(self, message: str, severity: str = "information") -> None:
-        self.app.call_from_thread(self.app.say, message, severity)
-
 
 class PairApp(PgtopApp):
     """The dashboard over a primary and its standby; the keys act on the one on screen."""

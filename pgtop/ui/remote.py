@@ -38,8 +38,6 @@ class Sink(Protocol):
 
     def post_log(self, record: LogRecord) -> None: ...
 
-    def say(self, message: str, severity: str = "information") -> None: ...
-
 
 class SnapshotStream(threading.Thread):
     """Reads the subscribe stream and hands each item on; re-attaches after the postmaster
