@@ -5,7 +5,6 @@ client sends can crash anything but its own backend, and that one only cleanly."
 
 from __future__ import annotations
 
-import socket
 import struct
 from collections.abc import Iterator
 
@@ -13,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.cluster import Cluster
+from support.processes import send_and_drain
 
 from .helpers import messages, raw_socket, read_until_ready, startup_packet
 
@@ -40,21 +40,7 @@ def fuzzed(cluster: Cluster) -> Iterator[Cluster]:
 def exchange(cluster: Cluster, data: bytes, *, tcp: bool) -> bytes:
     """Send `data`, half-close, read until the server closes (it must, within 15 s)."""
     with raw_socket(cluster, tcp=tcp) as sock:
-        try:
-            sock.sendall(data)
-            sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass  # it may have closed on us already
-        received = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            received += chunk
-    return received
+        return send_and_drain(sock, data)
 
 
 def check_answer(data: bytes) -> None:
@@ -120,18 +106,5 @@ def test_fuzzed_message_streams(fuzzed: Cluster, stream: list[bytes]) -> None:
         sock.sendall(startup_packet())
         greeting = read_until_ready(sock)
         assert [kind for kind, _ in messages(greeting)][-2:] == ["K", "Z"]
-        try:
-            sock.sendall(b"".join(stream) + message(b"S"))
-            sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass  # a message it refused may have closed the connection already
-        received = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            received += chunk
+        received = send_and_drain(sock, b"".join(stream) + message(b"S"))
     check_answer(received)

@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-import psutil
 import pytest
+from support.processes import living_in
 
 from pgtop.demo import command
 from pgtop.demo.loader import load_scenario
@@ -30,18 +29,6 @@ def _scenarios() -> list:
     return params
 
 
-def _living_in(directory: Path) -> list[int]:
-    """Processes whose working directory is in `directory`."""
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if process.status() != psutil.STATUS_ZOMBIE and Path(process.cwd()).is_relative_to(directory):
-                found.append(process.pid)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, FileNotFoundError):
-            continue
-    return found
-
-
 @pytest.mark.parametrize("path", _scenarios())
 def test_scenario_plays_headless_and_every_expectation_holds(path, tmp_path):
     scenario = load_scenario(path)
@@ -50,7 +37,7 @@ def test_scenario_plays_headless_and_every_expectation_holds(path, tmp_path):
         capture_output=True, text=True, check=False, timeout=PLAY_TIMEOUT, cwd=tmp_path, env={**os.environ, "TMPDIR": str(tmp_path)},
     )
     report = result.stdout
-    leftovers = _living_in(tmp_path)
+    leftovers = living_in(tmp_path)
     for pid in leftovers:
         os.kill(pid, 9)
     assert result.returncode == 0, f"{scenario.name} failed:\n{report}\n{result.stderr[-3000:]}"

@@ -13,20 +13,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support.processes import living_in
 
 HERE = Path(__file__).parent
 TIMEOUT = 30.0
-
-
-def _living_in(directory: Path) -> list[int]:
-    found = []
-    for process in psutil.process_iter():
-        try:
-            if process.status() != psutil.STATUS_ZOMBIE and Path(process.cwd()).is_relative_to(directory):
-                found.append(process.pid)
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, FileNotFoundError):
-            continue
-    return found
 
 
 def test_pause_resume_step_restart_and_the_key_overlay(tmp_path):
@@ -36,7 +26,7 @@ def test_pause_resume_step_restart_and_the_key_overlay(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
     assert result.stdout.strip() == "presenter checks held"
-    assert not _living_in(tmp_path)
+    assert not living_in(tmp_path)
     assert not list(tmp_path.glob("pgtop-demo-*"))
 
 
@@ -78,7 +68,7 @@ class Tmux:
 def _still_there(pid: int, directory: Path) -> str:
     """What keeps a pane open: the demo itself, or processes holding its terminal."""
     described = []
-    for found in _living_in(directory):
+    for found in living_in(directory):
         try:
             process = psutil.Process(found)
             described.append(f"{found} {process.status()} {' '.join(process.cmdline())[:80]}")
@@ -118,7 +108,7 @@ def test_pgtop_demo_in_a_real_terminal(tmp_path):
     finally:
         tmux.kill()
         ended = _ends(demo)
-    assert ended and not _living_in(tmp_path)
+    assert ended and not living_in(tmp_path)
     assert not list(tmp_path.glob("pgtop-demo-*"))
 
 
@@ -131,5 +121,5 @@ def test_losing_the_terminal_stops_the_demo_and_its_cluster(tmp_path):
     finally:
         tmux.kill()  # the window closes: the terminal hangs up
     assert _ends(demo), "the demo outlived its terminal"
-    assert not _living_in(tmp_path)
+    assert not living_in(tmp_path)
     assert not list(tmp_path.glob("pgtop-demo-*"))

@@ -8,6 +8,7 @@ import struct
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.processes import send_and_drain
 
 from .client import RawClient, message, query, startup_packet
 
@@ -19,21 +20,7 @@ CODES = [196608, 196609, 131072, 262144, 80877102, 80877103, 80877104, 0, 0xFFFF
 def _exchange(port: int, data: bytes) -> bytes:
     """Send `data`, half-close, and read until the server closes (it must, within 10 s)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        try:
-            sock.sendall(data)
-            sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass  # the server may already have closed on us
-        received = b""
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            received += chunk
-    return received
+        return send_and_drain(sock, data)
 
 
 def _messages(data: bytes) -> list[tuple[str, bytes]]:
