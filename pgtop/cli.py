@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 from pgtop import __version__
+from pgtop.arguments import port_number
 from pgtop.runtime import pidfile
 
 STOP_WAIT_SECS = 60.0
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = sub.add_parser("init", help="create a data directory, like initdb")
     init.add_argument("-D", "--pgdata", metavar="DIR", required=True)
-    init.add_argument("--port", type=_port, default=5432)
+    init.add_argument("--port", type=port_number, default=5432)
     init.add_argument("--standby-of", metavar="HOST:PORT", type=_primary,
                       help="make a standby of this running primary (a base backup over replication)")
 
@@ -66,16 +67,6 @@ def _command_modules() -> dict[str, ModuleType]:
     from pgtop.ui import serve
 
     return {"attach": attach, "demo": demo, "serve": serve, "view": serve}
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid port number: {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {port} is out of range 1..65535")
-    return port
 
 
 def _primary(text: str) -> str:

@@ -13,6 +13,7 @@ import argparse
 import signal
 import sys
 
+from pgtop.arguments import port_number, positive
 from pgtop.attach.locate import AttachError
 from pgtop.attach.observed import describe_observed
 from pgtop.attach.source import AttachSource, attach_source
@@ -30,8 +31,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     target = attach.add_mutually_exclusive_group(required=True)
     # SUPPRESS: the same names given before the subcommand (pgtop -D ...) stay untouched.
     target.add_argument("-D", "--pgdata", metavar="PGDATA", default=argparse.SUPPRESS, help="the server's data directory (reads postmaster.pid)")
-    target.add_argument("--pid", type=_positive("PID"), default=argparse.SUPPRESS, help="the postmaster's PID")
-    target.add_argument("--port", type=_port, default=argparse.SUPPRESS, help="the server's port (finds its socket lock file)")
+    target.add_argument("--pid", type=positive("PID"), default=argparse.SUPPRESS, help="the postmaster's PID")
+    target.add_argument("--port", type=port_number, default=argparse.SUPPRESS, help="the server's port (finds its socket lock file)")
     target.add_argument("--spawn", action="store_true", default=argparse.SUPPRESS, help="a throwaway cluster in a temporary directory, removed on quit")
     attach.add_argument("--host-dir", metavar="DIR", action="append", help="socket directory to look in with --port (default /tmp and /var/run/postgresql)")
     attach.add_argument("--log", metavar="FILE", help="the server log to follow (default: current_logfiles, or the postmaster's stderr)")
@@ -41,26 +42,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     # A browser tab's viewer, run by `pgtop serve --attach`: it dies with serve.
     attach.add_argument("--served", action="store_true", help=argparse.SUPPRESS)
     return attach
-
-
-def _positive(what: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"invalid {what}: {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"invalid {what}: {text!r}")
-        return value
-
-    return parse
-
-
-def _port(text: str) -> int:
-    port = _positive("port number")(text)
-    if port > 65535:
-        raise argparse.ArgumentTypeError(f"port {port} is out of range 1..65535")
-    return port
 
 
 def run(args: argparse.Namespace) -> int:

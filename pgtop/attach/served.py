@@ -24,12 +24,12 @@ ATTACH_ONLY = {"pid": "--pid", "pg_port": "--pg-port", "host_dir": "--host-dir",
 
 def add_options(serve: argparse.ArgumentParser) -> None:
     """serve's options for attaching (-D is serve's own: with --attach, the server's)."""
-    from pgtop.attach.command import _port, _positive
+    from pgtop.arguments import port_number, positive
 
     group = serve.add_argument_group("attach", "serve a real PostgreSQL server, as `pgtop attach` shows it")
     group.add_argument("--attach", action="store_true", help="every tab attaches to a real server (-D PGDATA, --pid, --pg-port or --spawn)")
-    group.add_argument("--pid", type=_positive("PID"), help="with --attach: the postmaster's PID")
-    group.add_argument("--pg-port", type=_port, metavar="N", help="with --attach: the server's port (finds its socket lock file)")
+    group.add_argument("--pid", type=positive("PID"), help="with --attach: the postmaster's PID")
+    group.add_argument("--pg-port", type=port_number, metavar="N", help="with --attach: the server's port (finds its socket lock file)")
     group.add_argument("--host-dir", metavar="DIR", action="append", help="with --pg-port: socket directory to look in")
     group.add_argument("--log", metavar="FILE", help="with --attach: the server log to follow")
     group.add_argument("--spawn", action="store_true", help="with --attach: one throwaway cluster for every tab, removed when serve stops")

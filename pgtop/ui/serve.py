@@ -25,6 +25,7 @@ import signal
 import sys
 from pathlib import Path
 
+from pgtop.arguments import port_number
 from pgtop.runtime import pidfile
 from pgtop.runtime.background import BackgroundCluster
 from pgtop.runtime.control import control_socket_path
@@ -45,7 +46,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     serve = subparsers.add_parser("serve", help="the dashboard in web browsers, all watching one cluster")
     serve.add_argument("-D", "--pgdata", metavar="DIR", help="data directory (default: the per-user cluster; with --attach: the real server's)")
-    serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})")
+    serve.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})")
     serve.add_argument("--host", default="localhost", help="address to listen on (default localhost)")
     serve.add_argument("--public-url", help="the URL browsers use, when it differs (a proxy)")
     _viewer_options(serve)
@@ -61,16 +62,6 @@ def _viewer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--readonly", action="store_true", default=argparse.SUPPRESS, help="watch only: keys send nothing")
     parser.add_argument("--no-confirm", action="store_true", default=argparse.SUPPRESS, help="no confirmation for destructive keys")
     parser.add_argument("--theme", default=argparse.SUPPRESS, help="dashboard theme")
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid port number: {text!r}") from None
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"port {port} is out of range 1..65535")
-    return port
 
 
 def run(args: argparse.Namespace) -> int:
