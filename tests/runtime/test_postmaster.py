@@ -32,9 +32,10 @@ def test_cold_start_logs_like_postgresql_and_shows_titles(make_cluster) -> None:
     ready = messages.index(f"LOG:  {READY}")
     assert any(m.startswith("LOG:  database system was shut down at ") for m in messages[:ready])
     assert cluster.pid_status() == "ready"
-    titles = _titles(cluster.pid)
-    for name in AUX + ("logical replication launcher",):
-        assert f"pgtop: {name}" in titles
+    # The launcher, a background worker, is started just after "ready" (as in PostgreSQL):
+    # wait for every title instead of reading them once.
+    wanted = {f"pgtop: {name}" for name in (*AUX, "logical replication launcher")}
+    cluster.wait_for(lambda _status: wanted <= _titles(cluster.pid))
     status = cluster.status()
     assert status["pm_state"] == "PM_RUN" and status["shutdown"] == "NoShutdown"
 
