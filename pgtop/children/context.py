@@ -20,6 +20,7 @@ notices.
 from __future__ import annotations
 
 import enum
+import math
 import os
 import select
 import signal
@@ -274,7 +275,9 @@ class ChildContext:
         poller.register(self.death_fd, select.POLLIN)
         for item in watched:
             poller.register(item, select.POLLIN)
-        wait_ms = None if timeout is None else max(0, int(timeout * 1000))
+        # Rounded up: a wait cut short by truncation would wake before the deadline and spin
+        # on zero-timeout polls until it passes.
+        wait_ms = None if timeout is None else max(0, math.ceil(timeout * 1000))
         ready = {fd for fd, _ in poller.poll(0 if self._pending else wait_ms)}
         self._drain_wakeups()
         ready_items = [item for item in watched if _fileno(item) in ready]
