@@ -184,3 +184,18 @@ def test_backends_show_activity_and_keep_markup_literal(make_app):
         assert (cells["user"], cells["state"], cells["query"]) == ("alice", "active", "SELECT a[1] FROM t")
 
     drive(app, scenario)
+
+
+def test_an_idle_dashboard_animates_nothing(make_app):
+    """Between snapshots only the one-second clock may repaint: a widget refreshing itself on
+    a timer (the hidden recovery panel's indeterminate bar did, 15 times a second) costs an
+    idle dashboard most of its CPU."""
+    app = make_app()
+
+    async def scenario(pilot):
+        app.post_snapshot(fake.snapshot_of(fake.running_state()))
+        await pilot.pause()
+        animated = [type(widget).__name__ for widget in app.screen.walk_children() if widget.auto_refresh is not None]
+        assert animated == []
+
+    drive(app, scenario)
