@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--seed", type=int, help="replay the choices of an earlier run")
     soak.add_argument("--clients", type=int, default=4, help="INSERT threads (default 4)")
     soak.add_argument("--max-actions", type=int, default=5000, help="upper bound on chaos actions")
-    soak.add_argument("--include-fork-server", action="store_true", help="also signal pgtop's fork server")
+    soak.add_argument("--include-fork-server", action="store_true", help="also signal pgtop's fork server and its spare child")
     soak.add_argument("-v", "--verbose", action="store_true", help="print each action and quiet sample as it happens")
     return parser
 

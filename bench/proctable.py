@@ -27,6 +27,9 @@ AUXILIARY_KINDS = frozenset(
         "startup",
     }
 )
+# pgtop's own helpers among the postmaster's children: neither auxiliary processes nor
+# backends (the fork server, and the spare child it keeps forked ahead of need).
+PGTOP_HELPERS = ("fork server", "spare process")
 POLL_INTERVAL = 0.0002  # seconds between two looks at the process table
 
 T = TypeVar("T")

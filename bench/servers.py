@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Self
 
-from bench.proctable import auxiliary_children, children_of, poll_until, titled_children
+from bench.proctable import PGTOP_HELPERS, auxiliary_children, children_of, poll_until, titled_children
 
 READY = "database system is ready to accept connections"
 START_TIMEOUT = 60.0
@@ -150,7 +150,7 @@ class Server:
         aux = set(self.aux().values())
         return [
             pid for pid, title in titled_children(self.postmaster_pid).items()
-            if pid not in aux and title.startswith(self.title_prefix) and not title.endswith("fork server")
+            if pid not in aux and title.startswith(self.title_prefix) and not title.endswith(PGTOP_HELPERS)
         ]
 
     def all_pids(self) -> list[int]:

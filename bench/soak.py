@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bench import soak_checks as checks
-from bench.proctable import children_of, poll_until, titled_children
+from bench.proctable import PGTOP_HELPERS, children_of, poll_until, titled_children
 from bench.servers import PgtopServer
 from bench.soak_load import Load
 from bench.soak_report import SoakResult
@@ -180,7 +180,7 @@ class Soak:
         targets = {
             pid: title for pid, title in titled_children(self.server.postmaster_pid).items()
             if title.startswith("pgtop: ")
-            and (self.options.include_fork_server or not title.endswith("fork server"))
+            and (self.options.include_fork_server or not title.endswith(PGTOP_HELPERS))
             and not (spare_startup and title.startswith("pgtop: startup"))
         }
         if not targets:

@@ -323,7 +323,8 @@ def start_child(
     """InitPostmasterChild, then the program: called in the freshly forked child, whose
     parent is already the postmaster. Returns the exit code. Signal dispositions and mask
     are already the defaults: the fork server reset its own once, and forks copy them."""
-    os.setsid()  # signal_child's kill(-pid) reaches this child and its own scripts only
+    if os.getsid(0) != os.getpid():  # a spare child did it while it waited
+        os.setsid()  # signal_child's kill(-pid) reaches this child and its own scripts only
     _keep_only_fds(fds)
     try:
         return run_program(program, kind, args, fds, postmaster_pid)
@@ -359,9 +360,11 @@ def run_program(
     fds: Mapping[str, int],
     postmaster_pid: int,
 ) -> int:
-    """Build the context, set the title, run the program, clean up; return its exit code."""
+    """Set the title, build the context, run the program, clean up; return its exit code.
+    The title comes first, as AuxiliaryProcessMain's init_ps_display comes before BaseInit:
+    `ps` says what the process is from its first moments."""
+    set_title(str(args.get("title") or kind_title(backend_type_of(kind, args))))
     ctx = ChildContext(kind, args, fds, postmaster_pid)
-    ctx.set_title(str(args.get("title") or kind_title(ctx.backend_type)))
     entry = ctx.activity_entry
     if entry is not None:
         ctx.segment.write_activity(

@@ -17,6 +17,10 @@ Where clone3 is refused (old kernels, some seccomp profiles) the server falls ba
 fork: the postmaster is a child subreaper, the intermediate exits at once, and the kernel hands
 the child to the postmaster. That costs a second fork (~2 ms more; see bench/spawn.py).
 
+The next child is forked ahead of need: a spare (`ps` shows "pgtop: spare process") waits,
+already past the fork, and a spawn hands it the request, so a respawn does not wait for
+clone3 and the interpreter's after-fork work (see _Spare).
+
 Nothing outlives the postmaster:
 - the server has PR_SET_PDEATHSIG(SIGKILL) and also exits on EOF from its socket;
 - every child holds the read end of the postmaster-death pipe, whose only write end the
@@ -57,6 +61,8 @@ MAX_FDS = 16
 ANSWER_TIMEOUT = 10.0  # seconds the postmaster waits for the server before giving up
 REPARENT_PATIENCE = 5.0  # double fork: seconds a child waits for its intermediate to exit
 DEATH_FD_NAME = "death"
+SPARE_AFTER = 0.005  # seconds of quiet before the server forks its next spare child
+SPARE_TITLE = "pgtop: spare process"
 
 _libc = ctypes.CDLL(None, use_errno=True)
 # The GIL must stay held across clone3, as os.fork holds it across fork(): PyDLL does that.
@@ -122,6 +128,7 @@ class ForkServer:
         self.death_pipe = death_pipe
         self._owns_death_pipe = owns_death_pipe
         self._was_subreaper = was_subreaper
+        self.spares: set[int] = set()  # PIDs of spare children not handed out yet (ours to reap)
 
     @classmethod
     def start(
@@ -218,15 +225,21 @@ class ForkServer:
             verdict, detail = self._answer()
         if verdict != "ok":
             raise SpawnFailed(str(detail))
-        return int(detail)  # type: ignore[call-overload]
+        pid = int(detail)  # type: ignore[call-overload]
+        self.spares.discard(pid)  # a spare that became this child
+        return pid
 
     def _answer(self) -> tuple[str, object]:
-        ready, _, _ = select.select([self._channel], [], [], ANSWER_TIMEOUT)
-        data = self._channel.recv(MAX_MESSAGE) if ready else None
-        if not data:
-            self._broken = "fork server did not answer" if data is None else "fork server is gone"
-            raise SpawnFailed(self._broken)
-        return pickle.loads(data)
+        while True:
+            ready, _, _ = select.select([self._channel], [], [], ANSWER_TIMEOUT)
+            data = self._channel.recv(MAX_MESSAGE) if ready else None
+            if not data:
+                self._broken = "fork server did not answer" if data is None else "fork server is gone"
+                raise SpawnFailed(self._broken)
+            kind, detail = pickle.loads(data)
+            if kind != "spare":
+                return kind, detail
+            self.spares.add(int(detail))  # type: ignore[call-overload]
 
     def stop(self, timeout: float = 5.0) -> None:
         """End the server (EOF on its socket; SIGKILL if it lingers), reap it, and restore
@@ -234,16 +247,57 @@ class ForkServer:
         server-owned death pipe they now see the postmaster as gone."""
         with self._lock:  # not in the middle of someone's spawn
             self._broken = self._broken or "fork server stopped"
+            self._take_spare_notes(timeout)
             self._channel.close()
         try:
             self._process.wait(timeout)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+        self._reap_spares(timeout)
         if self._owns_death_pipe:
             self.death_pipe.close()
         if not self._was_subreaper:
             set_child_subreaper(False)
+
+    def _take_spare_notes(self, timeout: float) -> None:
+        """EOF to the server, then read what it still says until it closes its end: the
+        PID of a spare it forked since the last answer must not be missed."""
+        try:
+            self._channel.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([self._channel], [], [], left)
+            try:
+                data = self._channel.recv(MAX_MESSAGE) if ready else b""
+            except OSError:
+                return
+            if not data:
+                return
+            kind, detail = pickle.loads(data)
+            if kind == "spare":
+                self.spares.add(int(detail))
+
+    def _reap_spares(self, timeout: float) -> None:
+        """Spares are the postmaster's children: they leave on the server's EOF; wait for
+        them (SIGKILL if one lingers). One already reaped by the orphan reaper is skipped."""
+        deadline = time.monotonic() + timeout
+        for pid in sorted(self.spares):
+            while True:
+                try:
+                    reaped, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if reaped:
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    break
+                time.sleep(0.001)
+        self.spares.clear()
 
     def __enter__(self) -> Self:
         return self
@@ -278,15 +332,23 @@ def serve(config: dict) -> None:
     gc.freeze()
     channel.send(pickle.dumps(("ready", os.getpid())))
     fork = _Forker(postmaster, config["clone_parent"])
+    spare = _Spare(channel, death_fd, postmaster) if config["clone_parent"] else None
     while True:
-        readable, _, _ = select.select([channel, death_fd], [], [])
+        # Quiet for a moment with no spare: fork the next one now, off anyone's critical path.
+        timeout = SPARE_AFTER if spare is not None and spare.pid == 0 else None
+        readable, _, _ = select.select([channel, death_fd], [], [], timeout)
         if death_fd in readable:
             os._exit(0)
+        if not readable:
+            assert spare is not None
+            if not spare.fork():
+                spare = None  # clone3 refused: every child is forked on demand from now on
+            continue
         message, fds, flags, _ = socket.recv_fds(channel, MAX_MESSAGE, MAX_FDS)
         if not message:
             os._exit(0)  # EOF: the postmaster closed its end or died
         try:
-            answer = _handle(message, fds, flags, death_fd, channel, fork)
+            answer = _handle(message, fds, flags, death_fd, channel, fork, spare)
         finally:
             for fd in fds:
                 os.close(fd)
@@ -346,7 +408,13 @@ def resolve_program(kind: str) -> Callable[..., int]:
 
 
 def _handle(
-    message: bytes, fds: list[int], flags: int, death_fd: int, channel: socket.socket, fork: _Forker
+    message: bytes,
+    fds: list[int],
+    flags: int,
+    death_fd: int,
+    channel: socket.socket,
+    fork: _Forker,
+    spare: _Spare | None = None,
 ) -> tuple[str, object]:
     if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
         return ("error", "spawn request truncated")
@@ -355,6 +423,8 @@ def _handle(
         program = resolve_program(kind)
     except Exception as error:  # noqa: BLE001 - a bad request must not end the server
         return ("error", f"{type(error).__name__}: {error}")
+    if spare is not None and (pid := spare.hand_over(message, fds)):
+        return ("ok", pid)
     named = {**dict(zip(names, fds)), DEATH_FD_NAME: death_fd}
     try:
         pid, intermediate = fork()
@@ -364,6 +434,86 @@ def _handle(
         return ("ok", pid)
     channel.detach()  # the child closes the number itself; never close it twice
     _become_child(program, kind, args, named, fork.postmaster, intermediate)
+
+
+class _Spare:
+    """One child forked ahead of need, as Android's zygote keeps unspecialized app processes:
+    a spawn hands it the request and its fds, and it becomes that child without a fork on
+    the way (the fork, the interpreter's after-fork work and the first copy-on-write faults,
+    two milliseconds or so, were most of a respawn). The server forks the next one once it
+    has been quiet for SPARE_AFTER, so that fork does not compete with the child just
+    started. Like every child it is the postmaster's (CLONE_PARENT); it holds the death pipe
+    and PDEATHSIG, and exits when the server closes its socket or the postmaster is gone.
+    Every spare's PID goes to the postmaster in a ("spare", pid) note, so that it is reaped
+    even if it never becomes anything."""
+
+    def __init__(self, channel: socket.socket, death_fd: int, postmaster: int) -> None:
+        self.channel = channel
+        self.death_fd = death_fd
+        self.postmaster = postmaster
+        self.pid = 0
+        self.socket: socket.socket | None = None
+
+    def fork(self) -> bool:
+        """Fork a new spare; False if clone3 is refused here (no spares then)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            pid = _clone_parent()
+        except OSError:
+            ours.close()
+            theirs.close()
+            return False
+        if pid == 0:
+            ours.close()
+            self.channel.close()  # or the postmaster would never see EOF if the server died
+            _wait_for_work(theirs, self.death_fd, self.postmaster)
+        theirs.close()
+        self.pid, self.socket = pid, ours
+        try:
+            self.channel.send(pickle.dumps(("spare", pid)))
+        except OSError:
+            os._exit(0)  # the postmaster is gone
+        return True
+
+    def hand_over(self, request: bytes, fds: list[int]) -> int:
+        """Send the spawn request to the spare; its PID, or 0 if there is none (or it died)."""
+        pid, sock = self.pid, self.socket
+        self.pid, self.socket = 0, None
+        if sock is None:
+            return 0
+        with sock:
+            try:
+                socket.send_fds(sock, [request], fds)
+            except OSError:
+                return 0  # killed while waiting (the postmaster reaps it): fork instead
+        return pid
+
+
+def _wait_for_work(sock: socket.socket, death_fd: int, postmaster: int) -> None:
+    """A spare's life: wait for a spawn request, then become that child. Never returns."""
+    try:
+        set_parent_death_signal(signal.SIGKILL)
+        if os.getppid() != postmaster:
+            os._exit(1)  # it died before PDEATHSIG was armed
+        set_title(SPARE_TITLE)
+        os.setsid()  # what start_child would do first, done before there is a hurry
+        readable, _, _ = select.select([sock, death_fd], [], [])
+        if death_fd in readable:
+            os._exit(0)
+        message, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
+        if not message:
+            os._exit(0)  # the server is gone
+        sock.close()
+        while signal.sigtimedwait(BLOCKED_UNTIL_HANDLED, 0):
+            pass  # a signal someone sent the spare is not for the child it becomes
+        kind, args, names = pickle.loads(message)
+        program = resolve_program(kind)  # checked by the server already
+    except BaseException:  # noqa: BLE001 - report, then exit: never into the server loop
+        import traceback
+
+        traceback.print_exc()
+        os._exit(1)
+    _become_child(program, kind, args, {**dict(zip(names, fds)), DEATH_FD_NAME: death_fd}, postmaster, 0)
 
 
 class _Forker:

@@ -235,12 +235,18 @@ class Supervisor:
                         readable_listeners.append(key.fileobj)  # type: ignore[arg-type]
                     else:
                         exits.extend(self._reap(tag))
+                orphans = False
                 for item in self._take_queue():
                     woke = True
-                    self._handle_signal(item) if isinstance(item, SignalInfo) else self._feed(item)
+                    if isinstance(item, SignalInfo) and item.signo == Sig.CHLD:
+                        orphans = True  # after the exits: a respawn must not wait for /proc
+                    else:
+                        self._handle_signal(item) if isinstance(item, SignalInfo) else self._feed(item)
                 if exits:
                     woke = True
                     self._feed(ChildrenExited(tuple(exits)))
+                if orphans:
+                    self._reap_orphans()
                 for listener in readable_listeners:
                     woke |= self._accept(listener)
                 if not woke and self.exit_code is None:
@@ -263,9 +269,7 @@ class Supervisor:
 
     def _handle_signal(self, info: SignalInfo) -> None:
         signo = info.signo
-        if signo == Sig.CHLD:
-            self._reap_orphans()
-        elif signo == Sig.USR1:
+        if signo == Sig.USR1:
             self._feed(self._pmsignals())
         elif signo == Sig.HUP and info.from_kernel and self.hangup_means_fast_shutdown:
             self._feed(SignalReceived(Sig.INT))  # the terminal is gone: fast shutdown

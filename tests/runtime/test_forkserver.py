@@ -21,6 +21,7 @@ from pgtop.common.logformat import format_log_line
 from pgtop.core.vocabulary import ExitStatus, LogLevel
 from pgtop.runtime.forkserver import (
     BLOCKED_UNTIL_HANDLED,
+    SPARE_TITLE,
     DeathPipe,
     ForkServer,
     SpawnFailed,
@@ -392,13 +393,102 @@ POSTMASTER_SCRIPT = textwrap.dedent(
     import json, os, signal, sys, time
     sys.path[:] = json.loads(sys.argv[1])
     from pgtop.runtime.forkserver import ForkServer
+    from {module} import spare_children
     server = ForkServer.start(clone_parent=sys.argv[2] == "clone3")
     # The children ignore the death pipe and SIGTERM: only PDEATHSIG can end them.
     pids = [server.spawn("{module}:stubborn", {{}}, {{}}) for _ in range(3)]
-    print(json.dumps({{"server": server.pid, "children": pids}}), flush=True)
+    deadline = time.monotonic() + 5  # and, with clone3, the spare forked for the next spawn
+    while sys.argv[2] == "clone3" and not spare_children() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print(json.dumps({{"server": server.pid, "children": pids + spare_children()}}), flush=True)
     time.sleep(60)
     """
 )
+
+
+def spare_children() -> list[int]:
+    """This process's children titled as a fork server's spare."""
+    found = []
+    for child in psutil.Process().children():
+        try:
+            if child.cmdline()[:1] == [SPARE_TITLE]:
+                found.append(child.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def wait_for_spare(timeout: float = 5.0) -> int:
+    deadline = time.monotonic() + timeout
+    while not (spares := spare_children()):
+        assert time.monotonic() < deadline, f"no spare child within {timeout} s"
+        time.sleep(0.005)
+    assert len(spares) == 1, f"one spare at a time, not {spares}"
+    return spares[0]
+
+
+def test_a_spare_child_waits_ready_and_becomes_the_next_child(watcher, pipes):
+    """The server forks the next child ahead of need; `ps` shows it as a spare, and the next
+    spawn gets exactly that process, fully formed: own session, only its own fds."""
+    forkserver = ForkServer.start([f"{HERE}:report"])
+    try:
+        spare = wait_for_spare()
+        assert psutil.Process(spare).ppid() == os.getpid()  # the postmaster's, like any child
+        out_read, out_write = pipes.new()
+        go_read, go_write = pipes.new()
+        pid = forkserver.spawn(f"{HERE}:report", {"code": 0, "backend_type": "walwriter"}, {"out": out_write, "go": go_read})
+        watcher.watch(pid)
+        assert pid == spare
+        facts = json.loads(read_line(out_read))
+        assert facts["title"] == "pgtop: walwriter"
+        assert facts["sid"] == pid and facts["ppid"] == os.getpid()
+        assert facts["fds"] == sorted({0, 1, 2, *facts["given"].values()})
+        assert facts["blocked"] == sorted(BLOCKED_UNTIL_HANDLED)
+        os.write(go_write, b"x")
+        assert wait_exit(watcher, pid) == ExitStatus.exited(0)
+        assert wait_for_spare() != spare  # and the next one is forked
+    finally:
+        forkserver.stop()
+    assert spare_children() == []
+    assert not [child.pid for child in psutil.Process().children() if child.status() == psutil.STATUS_ZOMBIE]
+
+
+def test_a_killed_spare_is_replaced_and_spawning_goes_on(watcher, pipes):
+    forkserver = ForkServer.start([f"{HERE}:report"])
+    try:
+        spare = wait_for_spare()
+        os.kill(spare, signal.SIGKILL)
+        os.waitpid(spare, 0)  # as the postmaster's orphan reaper would
+        out_read, out_write = pipes.new()
+        go_read, go_write = pipes.new()
+        pid = forkserver.spawn(f"{HERE}:report", {"code": 0}, {"out": out_write, "go": go_read})
+        watcher.watch(pid)
+        assert pid != spare and json.loads(read_line(out_read))["pid"] == pid
+        os.write(go_write, b"x")
+        assert wait_exit(watcher, pid) == ExitStatus.exited(0)
+        wait_for_spare()
+    finally:
+        forkserver.stop()
+    assert spare_children() == []
+
+
+def test_a_signal_sent_to_the_spare_is_not_delivered_to_the_child_it_becomes(watcher, pipes):
+    forkserver = ForkServer.start([f"{HERE}:waiter"])
+    try:
+        spare = wait_for_spare()
+        os.kill(spare, signal.SIGTERM)  # blocked in the spare: it would wait, pending
+        out_read, out_write = pipes.new()
+        in_read, in_write = pipes.new()
+        pid = forkserver.spawn(f"{HERE}:waiter", {}, {"out": out_write, "in": in_read})
+        watcher.watch(pid)
+        assert pid == spare and read_line(out_read) == "ready"
+        os.write(in_write, b"x")
+        assert read_line(out_read) == "SOCKET_READABLE"  # not SIGTERM
+        os.kill(pid, signal.SIGTERM)
+        assert read_line(out_read) == "SIGTERM"
+        assert wait_exit(watcher, pid) == ExitStatus.exited(0)
+    finally:
+        forkserver.stop()
 
 
 def stubborn(ctx) -> int:
