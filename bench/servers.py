@@ -24,7 +24,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Self
 
-from bench.proctable import PGTOP_HELPERS, auxiliary_children, children_of, poll_until, titled_children
+from bench.proctable import (
+    PGTOP_HELPERS,
+    auxiliary_children,
+    children_of,
+    poll_until,
+    titled_children,
+)
 
 READY = "database system is ready to accept connections"
 START_TIMEOUT = 60.0

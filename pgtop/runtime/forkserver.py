@@ -18,8 +18,9 @@ fork: the postmaster is a child subreaper, the intermediate exits at once, and t
 the child to the postmaster. That costs a second fork (~2 ms more; see bench/spawn.py).
 
 The next child is forked ahead of need: a spare (`ps` shows "pgtop: spare process") waits,
-already past the fork, and a spawn hands it the request, so a respawn does not wait for
-clone3 and the interpreter's after-fork work (see _Spare).
+already past the fork, and the postmaster hands it the next spawn request itself, so a
+respawn waits neither for the server nor for clone3 and the interpreter's after-fork work
+(see fork_spare).
 
 Nothing outlives the postmaster:
 - the server has PR_SET_PDEATHSIG(SIGKILL) and also exits on EOF from its socket;
@@ -63,6 +64,7 @@ REPARENT_PATIENCE = 5.0  # double fork: seconds a child waits for its intermedia
 DEATH_FD_NAME = "death"
 SPARE_AFTER = 0.005  # seconds of quiet before the server forks its next spare child
 SPARE_TITLE = "pgtop: spare process"
+SPARE_TAKEN = b"spare taken"  # postmaster -> server, unanswered: fork the next spare
 
 _libc = ctypes.CDLL(None, use_errno=True)
 # The GIL must stay held across clone3, as os.fork holds it across fork(): PyDLL does that.
@@ -120,6 +122,7 @@ class ForkServer:
         death_pipe: DeathPipe,
         owns_death_pipe: bool,
         was_subreaper: bool,
+        preloaded: Sequence[str] = (),
     ) -> None:
         self._process = process
         self._channel = channel
@@ -129,6 +132,8 @@ class ForkServer:
         self._owns_death_pipe = owns_death_pipe
         self._was_subreaper = was_subreaper
         self.spares: set[int] = set()  # PIDs of spare children not handed out yet (ours to reap)
+        self._spare: tuple[int, socket.socket] | None = None  # the one the next spawn takes
+        self._preloaded = frozenset(preloaded)  # kinds the server resolved: safe for a spare
 
     @classmethod
     def start(
@@ -182,7 +187,7 @@ class ForkServer:
         if owns_death_pipe:
             os.close(pipe.read_fd)  # the postmaster keeps only the write end
             pipe.read_fd = -1
-        server = cls(process, ours, pipe, owns_death_pipe, was_subreaper)
+        server = cls(process, ours, pipe, owns_death_pipe, was_subreaper, preload)
         try:
             kind, detail = server._answer()
         except SpawnFailed as failure:
@@ -217,6 +222,8 @@ class ForkServer:
         with self._lock:
             if self._broken:
                 raise SpawnFailed(self._broken)
+            if kind in self._preloaded and (pid := self._hand_to_spare(request, [fds[name] for name in names])):
+                return pid
             try:
                 socket.send_fds(self._channel, [request], [fds[name] for name in names])
             except OSError as error:
@@ -225,21 +232,80 @@ class ForkServer:
             verdict, detail = self._answer()
         if verdict != "ok":
             raise SpawnFailed(str(detail))
-        pid = int(detail)  # type: ignore[call-overload]
-        self.spares.discard(pid)  # a spare that became this child
+        return int(detail)  # type: ignore[call-overload]
+
+    def fileno(self) -> int:
+        """The channel to the server, for a selector: readable when the server has news (a
+        spare forked; EOF if it died). Call take_notes() then."""
+        return self._channel.fileno()
+
+    def take_notes(self) -> None:
+        """Take the server's news now rather than at the next spawn, so that a spare is held
+        (one fd, steadily) from moments after it is forked; a dead server is marked broken."""
+        with self._lock:
+            if self._broken is None:
+                self._take_notes()
+
+    def _hand_to_spare(self, request: bytes, fds: list[int]) -> int:
+        """Send the request to the spare, which becomes the child: its PID, or 0 if there is
+        no spare (or it was killed meanwhile: the orphan reaper or stop() reaps it)."""
+        self._take_notes()
+        spare, self._spare = self._spare, None
+        if spare is None:
+            return 0
+        pid, sock = spare
+        with sock:
+            try:
+                socket.send_fds(sock, [request], fds)
+            except OSError:
+                pid = 0
+        try:
+            self._channel.send(SPARE_TAKEN)  # used or dead, it is gone: the server makes another
+        except OSError:
+            pass  # the server is gone: the postmaster sees EOF and replaces it
+        if pid:
+            self.spares.discard(pid)  # a child now, the postmaster's to watch and reap
         return pid
+
+    def _take_notes(self) -> None:
+        """Read the spare notes the server sent since the last look, without waiting."""
+        while select.select([self._channel], [], [], 0)[0]:
+            kind, _ = self._receive()
+            if kind == "gone":
+                self._broken = "fork server is gone"
+                return
+            if kind != "spare":
+                return  # an answer nobody asked for: cannot happen
+
+    def _receive(self) -> tuple[str, object]:
+        """One message from the server; a spare note (its PID, its socket) is kept."""
+        try:
+            data, fds, _, _ = socket.recv_fds(self._channel, MAX_MESSAGE, 1)
+        except OSError:
+            return "gone", None
+        if not data:
+            return "gone", None
+        kind, detail = pickle.loads(data)
+        if kind == "spare" and fds:
+            pid = int(detail)  # type: ignore[call-overload]
+            self.spares.add(pid)
+            if self._spare is not None:
+                self._spare[1].close()  # one is enough: this one leaves on EOF
+            self._spare = (pid, socket.socket(fileno=fds[0]))
+        else:
+            for fd in fds:
+                os.close(fd)
+        return kind, detail
 
     def _answer(self) -> tuple[str, object]:
         while True:
             ready, _, _ = select.select([self._channel], [], [], ANSWER_TIMEOUT)
-            data = self._channel.recv(MAX_MESSAGE) if ready else None
-            if not data:
-                self._broken = "fork server did not answer" if data is None else "fork server is gone"
+            kind, detail = self._receive() if ready else ("silent", None)
+            if kind in ("gone", "silent"):
+                self._broken = "fork server did not answer" if kind == "silent" else "fork server is gone"
                 raise SpawnFailed(self._broken)
-            kind, detail = pickle.loads(data)
             if kind != "spare":
                 return kind, detail
-            self.spares.add(int(detail))  # type: ignore[call-overload]
 
     def stop(self, timeout: float = 5.0) -> None:
         """End the server (EOF on its socket; SIGKILL if it lingers), reap it, and restore
@@ -249,6 +315,9 @@ class ForkServer:
             self._broken = self._broken or "fork server stopped"
             self._take_spare_notes(timeout)
             self._channel.close()
+            if self._spare is not None:
+                self._spare[1].close()  # EOF: the spare leaves
+                self._spare = None
         try:
             self._process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -270,15 +339,8 @@ class ForkServer:
         deadline = time.monotonic() + timeout
         while (left := deadline - time.monotonic()) > 0:
             ready, _, _ = select.select([self._channel], [], [], left)
-            try:
-                data = self._channel.recv(MAX_MESSAGE) if ready else b""
-            except OSError:
+            if not ready or self._receive()[0] == "gone":
                 return
-            if not data:
-                return
-            kind, detail = pickle.loads(data)
-            if kind == "spare":
-                self.spares.add(int(detail))
 
     def _reap_spares(self, timeout: float) -> None:
         """Spares are the postmaster's children: they leave on the server's EOF; wait for
@@ -332,23 +394,24 @@ def serve(config: dict) -> None:
     gc.freeze()
     channel.send(pickle.dumps(("ready", os.getpid())))
     fork = _Forker(postmaster, config["clone_parent"])
-    spare = _Spare(channel, death_fd, postmaster) if config["clone_parent"] else None
+    spares_possible = spare_wanted = config["clone_parent"]  # none with the double fork
     while True:
-        # Quiet for a moment with no spare: fork the next one now, off anyone's critical path.
-        timeout = SPARE_AFTER if spare is not None and spare.pid == 0 else None
-        readable, _, _ = select.select([channel, death_fd], [], [], timeout)
+        # Quiet for a moment and a spare wanted: fork it now, off anyone's critical path.
+        readable, _, _ = select.select([channel, death_fd], [], [], SPARE_AFTER if spare_wanted else None)
         if death_fd in readable:
             os._exit(0)
         if not readable:
-            assert spare is not None
-            if not spare.fork():
-                spare = None  # clone3 refused: every child is forked on demand from now on
+            spare_wanted = False
+            spares_possible = fork_spare(channel, death_fd, postmaster)  # False: clone3 refused
             continue
         message, fds, flags, _ = socket.recv_fds(channel, MAX_MESSAGE, MAX_FDS)
         if not message:
             os._exit(0)  # EOF: the postmaster closed its end or died
+        if message == SPARE_TAKEN:
+            spare_wanted = spares_possible
+            continue
         try:
-            answer = _handle(message, fds, flags, death_fd, channel, fork, spare)
+            answer = _handle(message, fds, flags, death_fd, channel, fork)
         finally:
             for fd in fds:
                 os.close(fd)
@@ -414,7 +477,6 @@ def _handle(
     death_fd: int,
     channel: socket.socket,
     fork: _Forker,
-    spare: _Spare | None = None,
 ) -> tuple[str, object]:
     if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
         return ("error", "spawn request truncated")
@@ -423,8 +485,6 @@ def _handle(
         program = resolve_program(kind)
     except Exception as error:  # noqa: BLE001 - a bad request must not end the server
         return ("error", f"{type(error).__name__}: {error}")
-    if spare is not None and (pid := spare.hand_over(message, fds)):
-        return ("ok", pid)
     named = {**dict(zip(names, fds)), DEATH_FD_NAME: death_fd}
     try:
         pid, intermediate = fork()
@@ -436,57 +496,34 @@ def _handle(
     _become_child(program, kind, args, named, fork.postmaster, intermediate)
 
 
-class _Spare:
-    """One child forked ahead of need, as Android's zygote keeps unspecialized app processes:
-    a spawn hands it the request and its fds, and it becomes that child without a fork on
-    the way (the fork, the interpreter's after-fork work and the first copy-on-write faults,
-    two milliseconds or so, were most of a respawn). The server forks the next one once it
-    has been quiet for SPARE_AFTER, so that fork does not compete with the child just
-    started. Like every child it is the postmaster's (CLONE_PARENT); it holds the death pipe
-    and PDEATHSIG, and exits when the server closes its socket or the postmaster is gone.
-    Every spare's PID goes to the postmaster in a ("spare", pid) note, so that it is reaped
-    even if it never becomes anything."""
-
-    def __init__(self, channel: socket.socket, death_fd: int, postmaster: int) -> None:
-        self.channel = channel
-        self.death_fd = death_fd
-        self.postmaster = postmaster
-        self.pid = 0
-        self.socket: socket.socket | None = None
-
-    def fork(self) -> bool:
-        """Fork a new spare; False if clone3 is refused here (no spares then)."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            pid = _clone_parent()
-        except OSError:
-            ours.close()
-            theirs.close()
-            return False
-        if pid == 0:
-            ours.close()
-            self.channel.close()  # or the postmaster would never see EOF if the server died
-            _wait_for_work(theirs, self.death_fd, self.postmaster)
+def fork_spare(channel: socket.socket, death_fd: int, postmaster: int) -> bool:
+    """Fork a child ahead of need, as Android's zygote keeps unspecialized app processes, and
+    send the postmaster its PID and its socket (a ("spare", pid) note): the next spawn of a
+    preloaded kind hands the request to it directly, and it becomes that child without a
+    fork, or even the server, on the way (clone3, the interpreter's after-fork work and the
+    first copy-on-write faults were most of a respawn). The server forks the next one once
+    told the last was taken (SPARE_TAKEN) and it has been quiet for SPARE_AFTER, so that
+    fork does not compete with the child just started. Like every child a spare is the
+    postmaster's (CLONE_PARENT), holds the death pipe and PDEATHSIG, and leaves on EOF from
+    the postmaster's end of its socket. False if clone3 is refused here."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        pid = _clone_parent()
+    except OSError:
+        ours.close()
         theirs.close()
-        self.pid, self.socket = pid, ours
+        return False
+    if pid == 0:
+        ours.close()
+        channel.close()  # or the postmaster would never see EOF if the server died
+        _wait_for_work(theirs, death_fd, postmaster)
+    theirs.close()
+    with ours:
         try:
-            self.channel.send(pickle.dumps(("spare", pid)))
+            socket.send_fds(channel, [pickle.dumps(("spare", pid))], [ours.fileno()])
         except OSError:
             os._exit(0)  # the postmaster is gone
-        return True
-
-    def hand_over(self, request: bytes, fds: list[int]) -> int:
-        """Send the spawn request to the spare; its PID, or 0 if there is none (or it died)."""
-        pid, sock = self.pid, self.socket
-        self.pid, self.socket = 0, None
-        if sock is None:
-            return 0
-        with sock:
-            try:
-                socket.send_fds(sock, [request], fds)
-            except OSError:
-                return 0  # killed while waiting (the postmaster reaps it): fork instead
-        return pid
+    return True
 
 
 def _wait_for_work(sock: socket.socket, death_fd: int, postmaster: int) -> None:
@@ -502,12 +539,12 @@ def _wait_for_work(sock: socket.socket, death_fd: int, postmaster: int) -> None:
             os._exit(0)
         message, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
         if not message:
-            os._exit(0)  # the server is gone
+            os._exit(0)  # the postmaster closed our socket, or is gone
         sock.close()
         while signal.sigtimedwait(BLOCKED_UNTIL_HANDLED, 0):
             pass  # a signal someone sent the spare is not for the child it becomes
         kind, args, names = pickle.loads(message)
-        program = resolve_program(kind)  # checked by the server already
+        program = resolve_program(kind)  # a preloaded kind: the server resolved it at start
     except BaseException:  # noqa: BLE001 - report, then exit: never into the server loop
         import traceback
 

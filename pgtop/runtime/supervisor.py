@@ -186,6 +186,7 @@ class Supervisor:
         self.state = initial_state(self.config, self.start_time)
         self._selector.register(self._wake_read, selectors.EVENT_READ, "wake")
         self._selector.register(self._log_read, selectors.EVENT_READ, "log")
+        self._selector.register(self._forkserver, selectors.EVENT_READ, "forkserver")
         self._post(PostmasterStarted(VERSION_STRING.format(version=_version(), machine=os.uname().machine)))
         self._thread = threading.Thread(target=self._server_loop, name="pgtop-postmaster", daemon=True)
         self._thread.start()
@@ -231,6 +232,8 @@ class Supervisor:
                         self._relay_log()
                     elif tag == "collector":
                         self.log.flush_backlog()
+                    elif tag == "forkserver":
+                        self._forkserver_news()
                     elif tag == "listen":
                         readable_listeners.append(key.fileobj)  # type: ignore[arg-type]
                     else:
@@ -386,15 +389,44 @@ class Supervisor:
         one and try once more, so the postmaster never loses the ability to fork."""
         assert self._forkserver is not None
         try:
-            return self._forkserver.spawn(program, args, fds)
+            pid = self._forkserver.spawn(program, args, fds)
         except SpawnFailed:
             if self._forkserver.alive():
                 raise
+            self._replace_forkserver()
+            return self._forkserver.spawn(program, args, fds)
+        if not self._forkserver.alive():  # a spare child took it, but the server behind it is gone
+            try:
+                self._replace_forkserver()
+            except SpawnFailed as error:  # the child is started all the same; the next spawn retries
+                self.log.write(LogLevel.LOG, str(error))
+        return pid
+
+    def _forkserver_news(self) -> None:
+        """A spare was forked (its socket is taken now), or the server died: replace it at
+        once, while nothing waits for a child."""
+        assert self._forkserver is not None
+        self._forkserver.take_notes()
+        if not self._forkserver.alive():
+            try:
+                self._replace_forkserver()
+            except SpawnFailed as error:  # the next spawn tries again
+                self.log.write(LogLevel.LOG, str(error))
+
+    def _replace_forkserver(self) -> None:
         old = self._forkserver
+        assert old is not None
         self.log.write(LogLevel.LOG, f"fork server (PID {old.pid}) is gone; starting a new one")
+        self._unwatch_forkserver()
         old.stop()
         self._forkserver = ForkServer.start(PRELOAD, death_pipe=self._death_pipe, output=self._log_write)
-        return self._forkserver.spawn(program, args, fds)
+        self._selector.register(self._forkserver, selectors.EVENT_READ, "forkserver")
+
+    def _unwatch_forkserver(self) -> None:
+        try:
+            self._selector.unregister(self._forkserver)
+        except (KeyError, ValueError):
+            pass  # not registered (a failed start), or already unregistered
 
     def _signal(self, action: SignalChild) -> None:
         pid = self._child_pids.get(action.child_id)
@@ -561,6 +593,7 @@ class Supervisor:
             client.close()
         self._connections.clear()
         if self._forkserver is not None:
+            self._unwatch_forkserver()
             self._forkserver.stop()
             self._forkserver = None
         if self._death_pipe is not None:
