@@ -23,6 +23,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 
 from pgtop.children.context import ChildContext, Events, WaitEvent
 from pgtop.children.interrupt import config_of, datadir_of, ignore_unused, reload_config
@@ -68,11 +69,21 @@ def is_fatal_failure(returncode: int) -> bool:
     return returncode < 0 or returncode > 125
 
 
-def _reset_signals_for_command() -> None:
-    """In the forked shell, before exec: default dispositions, as system() gives its child."""
-    for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1,
-                   signal.SIGUSR2, signal.SIGALRM):
-        signal.signal(signum, signal.SIG_DFL)
+COMMAND_IGNORES = (signal.SIGINT, signal.SIGQUIT)  # what system() ignores while its child runs
+
+
+def _reset_signals_for_command(mask: set[signal.Signals]) -> Callable[[], None]:
+    """In the forked shell, before exec: default dispositions, as system() gives its child,
+    then the archiver's own signal mask back; a SIGQUIT that came since the fork, held by
+    the block, is delivered now (posix_spawn's sigdefault does the same for system())."""
+
+    def reset() -> None:
+        for signum in (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1,
+                       signal.SIGUSR2, signal.SIGALRM):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+    return reset
 
 
 class Archiver:
@@ -187,17 +198,21 @@ class Archiver:
     def run_command(self, command: str) -> int:
         """system(): /bin/sh -c, in the data directory, in our process group; SIGINT and
         SIGQUIT ignored here meanwhile (the group signal reaches the shell instead)."""
-        previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGQUIT)}
+        previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in COMMAND_IGNORES}
+        # Blocked as well across the fork: the shell inherits SIG_IGN until it resets its
+        # dispositions, and a group SIGQUIT in that window would be lost, not kill it.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, COMMAND_IGNORES)
         try:
             completed = subprocess.run(
                 ["/bin/sh", "-c", command], cwd=self.datadir, stdin=subprocess.DEVNULL,
-                preexec_fn=_reset_signals_for_command, check=False,
+                preexec_fn=_reset_signals_for_command(mask), check=False,
             )
             return completed.returncode
         except OSError as error:
             self.ctx.log(LogLevel.LOG, f"could not execute archive command: {error.strerror}")
             return 127
         finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # one held meanwhile meets SIG_IGN: dropped
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 

@@ -78,7 +78,9 @@ def test_a_reload_with_a_fixed_command_archives_at_once(postmaster: Postmaster, 
 
 def test_command_not_found_is_fatal(postmaster: Postmaster) -> None:
     complete_segments(postmaster.datadir)
-    pid = start(postmaster, "no-such-archive-program %p")
+    # Not start(): with a segment ready the archiver runs the command at once and is gone
+    # within milliseconds, often before its title can be seen.
+    pid = postmaster.spawn(ChildKind.ARCHIVER, config(archive_mode="on", archive_command="no-such-archive-program %p"))
     assert postmaster.wait_exit(pid) == ExitStatus.exited(1)
     postmaster.log.wait_for(r"FATAL:  archive command failed with exit code 127$")
 

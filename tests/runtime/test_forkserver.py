@@ -418,10 +418,16 @@ def spare_children() -> list[int]:
     return found
 
 
-def wait_for_spare(timeout: float = 5.0) -> int:
+def wait_for_spare(forkserver: ForkServer, timeout: float = 5.0) -> int:
+    """The spare child, once `ps` shows it and the postmaster's end holds it (the server's
+    note can come a moment after the spare has titled itself)."""
     deadline = time.monotonic() + timeout
-    while not (spares := spare_children()):
-        assert time.monotonic() < deadline, f"no spare child within {timeout} s"
+    while True:
+        forkserver.take_notes()
+        spares = spare_children()
+        if spares and set(spares) <= forkserver.spares:
+            break
+        assert time.monotonic() < deadline, f"no spare child held within {timeout} s (ps: {spares})"
         time.sleep(0.005)
     assert len(spares) == 1, f"one spare at a time, not {spares}"
     return spares[0]
@@ -432,7 +438,7 @@ def test_a_spare_child_waits_ready_and_becomes_the_next_child(watcher, pipes):
     spawn gets exactly that process, fully formed: own session, only its own fds."""
     forkserver = ForkServer.start([f"{HERE}:report"])
     try:
-        spare = wait_for_spare()
+        spare = wait_for_spare(forkserver)
         assert psutil.Process(spare).ppid() == os.getpid()  # the postmaster's, like any child
         out_read, out_write = pipes.new()
         go_read, go_write = pipes.new()
@@ -446,7 +452,7 @@ def test_a_spare_child_waits_ready_and_becomes_the_next_child(watcher, pipes):
         assert facts["blocked"] == sorted(BLOCKED_UNTIL_HANDLED)
         os.write(go_write, b"x")
         assert wait_exit(watcher, pid) == ExitStatus.exited(0)
-        assert wait_for_spare() != spare  # and the next one is forked
+        assert wait_for_spare(forkserver) != spare  # and the next one is forked
     finally:
         forkserver.stop()
     assert spare_children() == []
@@ -456,7 +462,7 @@ def test_a_spare_child_waits_ready_and_becomes_the_next_child(watcher, pipes):
 def test_a_killed_spare_is_replaced_and_spawning_goes_on(watcher, pipes):
     forkserver = ForkServer.start([f"{HERE}:report"])
     try:
-        spare = wait_for_spare()
+        spare = wait_for_spare(forkserver)
         os.kill(spare, signal.SIGKILL)
         os.waitpid(spare, 0)  # as the postmaster's orphan reaper would
         out_read, out_write = pipes.new()
@@ -466,7 +472,7 @@ def test_a_killed_spare_is_replaced_and_spawning_goes_on(watcher, pipes):
         assert pid != spare and json.loads(read_line(out_read))["pid"] == pid
         os.write(go_write, b"x")
         assert wait_exit(watcher, pid) == ExitStatus.exited(0)
-        wait_for_spare()
+        wait_for_spare(forkserver)
     finally:
         forkserver.stop()
     assert spare_children() == []
@@ -475,7 +481,7 @@ def test_a_killed_spare_is_replaced_and_spawning_goes_on(watcher, pipes):
 def test_a_signal_sent_to_the_spare_is_not_delivered_to_the_child_it_becomes(watcher, pipes):
     forkserver = ForkServer.start([f"{HERE}:waiter"])
     try:
-        spare = wait_for_spare()
+        spare = wait_for_spare(forkserver)
         os.kill(spare, signal.SIGTERM)  # blocked in the spare: it would wait, pending
         out_read, out_write = pipes.new()
         in_read, in_write = pipes.new()
