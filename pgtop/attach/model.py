@@ -100,6 +100,8 @@ class AttachModel(LogInference, ProcessInference):
         self._recent_deaths: deque[Death] = deque(maxlen=16)
         self._victims: set[int] = set()  # unexplained deaths pending when a crash was logged
         self._crashers: set[int] = set()  # (no log) the deaths a crash was inferred from
+        self._known_before: frozenset[int] = frozenset()  # PIDs known before the last look at ps
+        self._pre_crash: frozenset[int] = frozenset()  # (no log) PIDs known when the crash was seen
         self._shut_down_logged = False
         self._abnormal_end = False
         self._archive_recovery = False
@@ -150,6 +152,7 @@ class AttachModel(LogInference, ProcessInference):
     def see_children(self, seen: Mapping[int, SeenProcess], at: float, died_at: Mapping[int, float] | None = None) -> None:
         """The postmaster's children now; `died_at` has exact death times from pidfds."""
         died_at = died_at or {}
+        self._known_before = frozenset(self.children)
         deaths = [self._child_died(pid, died_at.get(pid, at)) for pid in list(self.children) if pid not in seen]
         for process in seen.values():
             known = self.children.get(process.pid)

@@ -73,9 +73,15 @@ class ProcessInference(Base):
             self._set_pm_state(PMState.NO_CHILDREN, "T6: no child is left but the logger", at)
 
     def _reinit_from_children(self, at: float) -> None:
-        """No log: children born after the crash mean the postmaster reinitialised (T11)."""
+        """No log: children born after the crash mean the postmaster reinitialised (T11).
+        Born after it: started after the first death was seen, or not known before the look
+        at ps that saw the crash (a busy watcher sees a death late, and on a fast machine the
+        new children may predate that moment; the crash cycle leaves no old one alive)."""
         crash = self.happened.crashes[-1] if self.happened.crashes else at
-        reborn = [c for c in self.children.values() if c.kind in AUXILIARY and (c.started_at or 0) >= crash - 0.01]
+        reborn = [
+            c for c in self.children.values()
+            if c.kind in AUXILIARY and ((c.started_at or 0) >= crash - 0.01 or c.pid not in self._pre_crash)
+        ]
         if reborn:
             self._set_pm_state(PMState.NO_CHILDREN, "every child exited (inferred)", at)
             self._set_pm_state(PMState.STARTUP, "T11: new children after the crash: reinitialised", at)
@@ -94,5 +100,6 @@ class ProcessInference(Base):
         self._blame(crasher)
         first = min(d.at for d in recent) if recent else at
         self.happened.crashes.append(first)
+        self._pre_crash = self._known_before
         self._update(fatal_error=True, abort_start_time=first)
         self._set_pm_state(PMState.WAIT_BACKENDS, "HandleChildCrash: auxiliary processes died (inferred)", at)

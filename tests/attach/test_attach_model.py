@@ -84,6 +84,19 @@ def test_without_a_log_the_crash_cycle_is_inferred_from_the_process_table():
     assert (victim.status, victim.verdict) == (None, "quit in the crash cycle (inferred)")
 
 
+def test_without_a_log_a_crash_seen_late_still_ends_in_pm_run():
+    """A busy watcher sees the checkpointer's death 80 ms late, and by its next look the
+    whole crash cycle is over: the new children started before the death was seen. They
+    are new all the same (their PIDs were unknown before the crash), so the postmaster has
+    reinitialised."""
+    model = running(log_followed=False)
+    model.see_children(seen({p: t for p, t in AUX.items() if p != 5995}, T0 + 0.1), T0 + 10.08, {5995: T0 + 10.08})
+    assert (model.pm_state, model.fatal_error) == (PMState.WAIT_BACKENDS, True)
+    model.see_children(seen({6440: "checkpointer", 6441: "background writer", 6446: "walwriter"}, T0 + 10.03), T0 + 10.3)
+    model.settle(T0 + 11)
+    assert model.pm_state == PMState.RUN and model.fatal_error is False
+
+
 def test_a_fast_shutdown_walks_every_state_to_the_exit():
     model = running()
     log(model, T0 + 20.0, "received fast shutdown request")
