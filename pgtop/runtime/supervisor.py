@@ -389,18 +389,12 @@ class Supervisor:
         one and try once more, so the postmaster never loses the ability to fork."""
         assert self._forkserver is not None
         try:
-            pid = self._forkserver.spawn(program, args, fds)
+            return self._forkserver.spawn(program, args, fds)
         except SpawnFailed:
             if self._forkserver.alive():
                 raise
-            self._replace_forkserver()
-            return self._forkserver.spawn(program, args, fds)
-        if not self._forkserver.alive():  # a spare child took it, but the server behind it is gone
-            try:
-                self._replace_forkserver()
-            except SpawnFailed as error:  # the child is started all the same; the next spawn retries
-                self.log.write(LogLevel.LOG, str(error))
-        return pid
+        self._replace_forkserver()
+        return self._forkserver.spawn(program, args, fds)
 
     def _forkserver_news(self) -> None:
         """A spare was forked (its socket is taken now), or the server died: replace it at
