@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from childtest import LOGICAL_LAUNCHER, Postmaster, config, signal_mask
+from childtest import LOGICAL_LAUNCHER, Postmaster, config, signal_mask, wait_for
 
 from pgtop.core.vocabulary import ChildKind, ExitStatus
 
@@ -71,7 +71,9 @@ def start(postmaster: Postmaster, kind: Kind) -> int:
 @pytest.mark.parametrize("kind", KINDS, ids=IDS)
 def test_child_ignores_what_postgresql_ignores_and_stops_as_it_does(postmaster: Postmaster, kind: Kind) -> None:
     pid = start(postmaster, kind)
-    assert set(kind.ignores) <= signal_mask(pid, "SigIgn")
+    # Each signal stays blocked until the child has set its disposition (as BlockSig does),
+    # so a stray one sent now would wait; the checks come once the ignores are in place.
+    wait_for(lambda: set(kind.ignores) <= signal_mask(pid, "SigIgn"), f"PID {pid} to ignore {kind.ignores}")
     for signum in (signal.SIGHUP, *kind.ignores):  # a reload, and stray signals: all harmless
         os.kill(pid, signum)
     os.kill(pid, kind.stop)

@@ -66,7 +66,8 @@ def test_lines_from_the_pipe_go_to_the_log_file_until_every_writer_is_gone(postm
     path = current_logfile(postmaster.datadir)
     assert re.fullmatch(r"postgresql-\d{4}-\d\d-\d\d_\d{6}\.log", path.name)  # the default log_filename
     assert path.parent == Path(postmaster.datadir, "log")
-    assert {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT} <= signal_mask(pid, "SigIgn")
+    ignored = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
+    wait_for(lambda: ignored <= signal_mask(pid, "SigIgn"), f"PID {pid} to ignore {ignored}")
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
         os.kill(pid, signum)  # it must live to log the others' last words
     pipe.write("2026-11-22 15:00:00.000 UTC [42] LOG:  database system is shut down\n")

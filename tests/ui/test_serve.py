@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -80,13 +81,22 @@ class Browser:
 
     def __init__(self, profile: Path) -> None:
         self.profile = profile
+        # Its scratch directory (org.chromium.Chromium.*, with the singleton socket) stays
+        # behind when it is ended: give it one of its own, removed at close(). Short, as a
+        # Unix socket's path must be.
+        self.scratch = Path(tempfile.mkdtemp(prefix="pgtop-chromium-"))
         self.process = subprocess.Popen(
             [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
+            env={**os.environ, "TMPDIR": str(self.scratch)},
         )
-        self.port = self._devtools_port()
+        try:
+            self.port = self._devtools_port()
+        except BaseException:
+            self.close()
+            raise
 
     def _devtools_port(self) -> int:
         marker = self.profile / "DevToolsActivePort"
@@ -134,6 +144,7 @@ class Browser:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(5)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 class _Page:
