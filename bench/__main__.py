@@ -8,6 +8,8 @@ import signal
 import sys
 from pathlib import Path
 
+from pgtop.arguments import positive
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -19,23 +21,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-dashboard", action="store_true", help="skip the dashboard lines (no tmux needed)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     soak = sub.add_parser("soak", help="the chaos soak against one pgtop cluster")
-    soak.add_argument("--minutes", type=_positive, default=2.0, help="how long the chaos lasts (default 2)")
+    soak.add_argument("--minutes", type=positive("number of minutes", float), default=2.0, help="how long the chaos lasts (default 2)")
     soak.add_argument("--seed", type=int, help="replay the choices of an earlier run")
     soak.add_argument("--clients", type=int, default=4, help="INSERT threads (default 4)")
     soak.add_argument("--max-actions", type=int, default=5000, help="upper bound on chaos actions")
     soak.add_argument("--include-fork-server", action="store_true", help="also signal pgtop's fork server and its spare child")
     soak.add_argument("-v", "--verbose", action="store_true", help="print each action and quiet sample as it happens")
     return parser
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text}")
-    return value
 
 
 def _interrupt(signum: int, frame: object) -> None:

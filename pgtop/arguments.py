@@ -6,12 +6,13 @@ import argparse
 from collections.abc import Callable
 
 
-def positive(what: str) -> Callable[[str], int]:
-    """A whole number above zero (a PID, a count), named `what` in the error."""
+def positive(what: str, number: Callable[[str], float] = int) -> Callable[[str], float]:
+    """A number above zero, whole by default (a PID, a count; `float` for a duration),
+    named `what` in the error."""
 
-    def parse(text: str) -> int:
+    def parse(text: str) -> float:
         try:
-            value = int(text)
+            value = number(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"invalid {what}: {text!r}") from None
         if value <= 0:
