@@ -108,6 +108,7 @@ def play(scenario: Scenario, pace: str, *, theme: str | None = None) -> int:
         _remove(cluster, primary)
         return 1
     controller.app = app
+    controller.add_cleanup(lambda: _remove(cluster, primary))  # by the hangup's backstop too
     catcher = SignalCatcher(controller.deliver_signal)
     catcher.start()
     try:
@@ -118,9 +119,8 @@ def play(scenario: Scenario, pace: str, *, theme: str | None = None) -> int:
             app.run()
     finally:
         app.player.stop()
-        controller.close()
+        controller.finish()
         catcher.stop()
-        _remove(cluster, primary)
     return 0 if pace != "headless" or app.player.passed else 1
 
 

@@ -14,7 +14,7 @@ import os
 import sys
 import termios
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -82,6 +82,8 @@ class DashboardController:
         self.app: PgtopApp | None = None
         self._lock = threading.Lock()
         self._terminal_gone = threading.Event()
+        self._cleanups: list[Callable[[], None]] = []
+        self._finishing = threading.Lock()
 
     def launch(self) -> None:
         """Start a postmaster and wire it to the app. Raises StartupError."""
@@ -120,9 +122,11 @@ class DashboardController:
 
     def _leave_anyway(self) -> None:
         """The backstop: once the cluster is down, the process ends even if the dashboard
-        is stuck on the terminal that went away (the main thread's exit ends this thread)."""
+        is stuck on the terminal that went away (the main thread's exit ends this thread).
+        What the main thread would have cleaned up is cleaned up first."""
         self.close()
         threading.Event().wait(HANGUP_EXIT_GRACE_SECS)
+        self.finish()
         os._exit(0)
 
     def _running(self) -> Supervisor | None:
@@ -170,6 +174,20 @@ class DashboardController:
             supervisor.post_signal(SignalInfo(int(Sig.QUIT), 0, 0))  # escalate; SIGKILL follows in 5 s
             supervisor.wait(SHUTDOWN_WAIT_SECS)
 
+    def add_cleanup(self, cleanup: Callable[[], None]) -> None:
+        """Something to undo at the end, after the postmaster stopped (a demo's throwaway
+        directory, the standby's postmaster), newest first."""
+        self._cleanups.append(cleanup)
+
+    def finish(self) -> None:
+        """close(), then every cleanup once, whoever comes first: the main thread, or the
+        hangup's backstop when the dashboard stays stuck on its lost terminal. The second
+        waits for the first to be done."""
+        self.close()
+        with self._finishing:
+            while self._cleanups:
+                self._cleanups.pop()()
+
 
 @contextmanager
 def supervised(controller: DashboardController) -> Iterator[None]:
@@ -182,7 +200,7 @@ def supervised(controller: DashboardController) -> Iterator[None]:
     try:
         yield
     finally:
-        controller.close()
+        controller.finish()
         catcher.stop()
 
 
@@ -230,9 +248,7 @@ def run_dashboard(args: argparse.Namespace) -> int:
     except StartupError as error:
         return _fail(error.message, error.hint, error.exit_code, error.detail)
     finally:
-        standby = getattr(app, "standby", None)  # `--with-standby`: its postmaster stops too
-        if standby is not None:
-            standby.close()
+        controller.finish()  # the cleanups, when the postmaster could not even start
     return 0
 
 

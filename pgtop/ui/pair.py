@@ -273,4 +273,6 @@ class PairApp(PgtopApp):
 def pair_app(controller: DashboardController, args: argparse.Namespace, **options) -> PairApp:
     """The pair dashboard for `pgtop --with-standby [--standby-dir DIR]`."""
     standby_dir = Path(args.standby_dir) if args.standby_dir else standby_dir_for(controller.datadir)
-    return PairApp(controller, StandbyController(standby_dir.absolute()), **options)
+    standby = StandbyController(standby_dir.absolute())
+    controller.add_cleanup(standby.close)  # its postmaster stops with ours
+    return PairApp(controller, standby, **options)

@@ -122,4 +122,5 @@ def test_losing_the_terminal_stops_the_demo_and_its_cluster(tmp_path):
         tmux.kill()  # the window closes: the terminal hangs up
     assert _ends(demo), "the demo outlived its terminal"
     assert not living_in(tmp_path)
-    assert not list(tmp_path.glob("pgtop-demo-*"))
+    left = [str(path.relative_to(tmp_path)) for path in tmp_path.glob("pgtop-demo-*/**/*")]
+    assert not list(tmp_path.glob("pgtop-demo-*")), f"the throwaway cluster is still there: {left[:20]}"
