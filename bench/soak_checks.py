@@ -4,9 +4,9 @@ zombies, orphans, /dev/shm entries, stale socket and lock files, fd count and RS
 from __future__ import annotations
 
 import os
-import statistics
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -14,7 +14,7 @@ import psutil
 from bench.proctable import children_of, is_zombie
 
 SHM_MARK = "memfd:pgtop.shm"
-FLAT_WINDOW = 2  # samples (median) at each end; 1 when there are fewer than 4
+FLAT_WINDOW = 2  # samples at each end; 1 when there are fewer than 4
 RSS_SLACK = 4 * 2**20  # bytes of RSS growth tolerated between the two windows (allocator noise)
 
 
@@ -27,20 +27,21 @@ class ResourceSample:
     fds: int  # besides the pidfds: one per child, and the stats collector may be throttled
     rss: int
     segments: int  # distinct shared-memory segments held (mmap keeps a dup of the fd: count inodes)
+    fd_kinds: tuple[str, ...] = field(default=(), repr=False)  # what those fds are ("socket", "pipe", a path): says what grew
 
 
 def sample(pid: int, began: float) -> ResourceSample:
     process = psutil.Process(pid)
     # The fewest of a few looks: a status request on the control socket holds an fd briefly.
     looks = [_fds_after(pid, 0.02 * attempt) for attempt in range(3)]
-    fds, segments = min(looks)[0], looks[0][1]
-    return ResourceSample(time.monotonic() - began, pid, fds, process.memory_info().rss, segments)
+    kinds, segments = min(looks, key=lambda look: len(look[0]))[0], looks[0][1]
+    return ResourceSample(time.monotonic() - began, pid, len(kinds), process.memory_info().rss, segments, kinds)
 
 
-def _fds_after(pid: int, delay: float) -> tuple[int, int]:
-    """(open fds that are not pidfds, distinct shared-memory segments)."""
+def _fds_after(pid: int, delay: float) -> tuple[tuple[str, ...], int]:
+    """(what each open fd that is not a pidfd is, distinct shared-memory segments)."""
     time.sleep(delay)
-    others, segments = 0, set()
+    kinds, segments = [], set()
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
             target = os.readlink(f"/proc/{pid}/fd/{fd}")
@@ -49,12 +50,15 @@ def _fds_after(pid: int, delay: float) -> tuple[int, int]:
         except FileNotFoundError:
             continue
         if target != "anon_inode:[pidfd]":
-            others += 1
-    return others, len(segments)
+            kinds.append(target.split(":[", 1)[0])  # socket:[4253559] -> socket
+    return tuple(sorted(kinds)), len(segments)
 
 
 def flatness(samples: list[ResourceSample]) -> tuple[bool, str]:
-    """Compare the first and last windows of the longest-lived postmaster's quiet samples."""
+    """Compare the first and last windows of the longest-lived postmaster's quiet samples:
+    a leak is when even the fewest fds (the least RSS) at the end exceed the most at the
+    start. A one-off dip or spike (a spare child being replaced, a status request's
+    connection) is not growth, and a median of two would count half of it."""
     by_postmaster: dict[int, list[ResourceSample]] = {}
     for item in samples:
         by_postmaster.setdefault(item.postmaster, []).append(item)
@@ -63,14 +67,21 @@ def flatness(samples: list[ResourceSample]) -> tuple[bool, str]:
         return False, f"too few quiet samples of one postmaster to compare ({len(series)})"
     window = FLAT_WINDOW if len(series) >= 2 * FLAT_WINDOW else 1
     start, end = series[:window], series[-window:]
-    fds = (statistics.median(s.fds for s in start), statistics.median(s.fds for s in end))
-    rss = (statistics.median(s.rss for s in start), statistics.median(s.rss for s in end))
+    fds = (max(s.fds for s in start), min(s.fds for s in end))
+    rss = (max(s.rss for s in start), min(s.rss for s in end))
     ok = fds[1] <= fds[0] and rss[1] <= rss[0] + RSS_SLACK
     detail = (
         f"postmaster {series[0].postmaster} over {series[-1].at - series[0].at:.0f} s, {len(series)} quiet samples: "
         f"fds besides pidfds {fds[0]:.0f} -> {fds[1]:.0f}, RSS {rss[0] / 2**20:.1f} -> {rss[1] / 2**20:.1f} MiB"
     )
+    if fds[1] > fds[0]:
+        detail += f"; fds per sample: {'; '.join(_fd_summary(item) for item in series)}"
     return ok, detail
+
+
+def _fd_summary(item: ResourceSample) -> str:
+    counts = Counter(item.fd_kinds)
+    return f"{item.at:.0f} s " + ", ".join(f"{count} {kind}" for kind, count in sorted(counts.items()))
 
 
 def segment_leaks(samples: list[ResourceSample]) -> list[str]:

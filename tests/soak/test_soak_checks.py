@@ -34,6 +34,19 @@ def test_flatness_passes_a_steady_postmaster_and_fails_a_growing_one() -> None:
     assert not flatness(samples([15, 15, 15, 15], [41.0, 41.0, 60.0, 61.0]))[0]
 
 
+def test_a_dip_at_the_start_is_not_growth() -> None:
+    """The soak's quiet sample at 20 s once caught the postmaster between two spare children."""
+    assert flatness(samples([17, 16, 17, 17, 17], [42.1, 42.5, 42.8, 43.4, 43.5]))[0]
+    assert not flatness(samples([17, 16, 18, 18, 18], [42.1, 42.5, 42.8, 43.4, 43.5]))[0]
+
+
+def test_a_growing_fd_count_says_what_the_new_fds_are() -> None:
+    kinds = [("pipe", "socket"), ("pipe", "socket"), ("pipe", "socket", "socket"), ("pipe", "socket", "socket")]
+    grown = [ResourceSample(10.0 * i, 100, len(k), 41 * MIB, 1, k) for i, k in enumerate(kinds)]
+    ok, detail = flatness(grown)
+    assert not ok and "0 s 1 pipe, 1 socket" in detail and "30 s 1 pipe, 2 socket" in detail
+
+
 def test_flatness_compares_the_longest_lived_postmaster_only() -> None:
     short = samples([40, 90], [10.0, 90.0], postmaster=1)
     long = [ResourceSample(100 + s.at, 2, s.fds, s.rss, 1) for s in samples([15, 15, 15], [41.0, 41.0, 41.0])]
