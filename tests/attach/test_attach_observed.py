@@ -29,7 +29,7 @@ FACT_LINE = re.compile(r"^(exit code|\S+)\s+(.*?)\s+(observed|inferred)$")
 
 def facts(app) -> dict[str, tuple[str, str]]:
     """The facts panel as shown: name -> (value, tag)."""
-    lines = str(app.query_one(ClusterFacts).render()).splitlines()
+    lines = app.query_one(ClusterFacts).lines()
     matched = [FACT_LINE.match(line) for line in lines]
     assert all(matched), f"a line without its tag: {lines}"
     return {m.group(1): (m.group(2), m.group(3)) for m in matched if m}

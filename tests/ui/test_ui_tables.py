@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from rich.text import Text
+from textual.geometry import Region
+from textual.renderables.styled import Styled
+from textual.widget import Widget
 from ui_pilot import drive, wait_for
 
 from pgtop.core.state import Child, ExitRecord
@@ -13,6 +16,7 @@ from pgtop.runtime.snapshot import ProcessStats
 from pgtop.ui import fake
 from pgtop.ui.widgets.backends_table import BackendsTable
 from pgtop.ui.widgets.children_table import EXITED_LINGER, ChildrenTable
+from pgtop.ui.widgets.cluster_facts import ClusterFacts
 
 
 def row(table, key: str) -> dict[str, str]:
@@ -197,5 +201,83 @@ def test_an_idle_dashboard_animates_nothing(make_app):
         await pilot.pause()
         animated = [type(widget).__name__ for widget in app.screen.walk_children() if widget.auto_refresh is not None]
         assert animated == []
+
+    drive(app, scenario)
+
+
+def test_a_new_figure_renders_one_cell_not_the_whole_table(make_app):
+    """Every stats round changes a few CPU% and RSS cells; repainting must cost those cells
+    and their row's line (DataTable alone re-renders every visible cell through Rich on any
+    update and repaints every line), and the new figure must be what the screen shows."""
+    app = make_app()
+    state = fake.running_state()
+    first = fake.snapshot_of(state)
+
+    async def scenario(pilot):
+        table = app.query_one(ChildrenTable)
+        app.post_snapshot(first)
+        await pilot.pause()
+        whole = Region(0, 0, table.size.width, table.size.height)
+        table.render_lines(whole)
+        rendered = []  # the cells that go through Rich: DataTable renders each with the app's console
+        console_render = app.console.render_lines
+
+        def render_lines(renderable, *args, **kwargs):
+            if isinstance(renderable, Styled):  # a cell (inside, Rich renders its padding)
+                rendered.append(renderable.renderable.renderable)
+            return console_render(renderable, *args, **kwargs)
+
+        app.console.render_lines = render_lines
+        repainted = []  # what reaches Textual's repaint: regions of the table
+        refresh = Widget.refresh
+
+        def spy(widget, *regions, **kwargs):
+            if widget is table:
+                repainted.append(regions)
+            return refresh(widget, *regions, **kwargs)
+
+        Widget.refresh = spy
+        try:
+            walwriter = next(c for c in state.children.values() if c.kind is ChildKind.WALWRITER)
+            stats = dict(first.stats) | {walwriter.pid: ProcessStats(cpu_percent=42.5, rss=first.stats[walwriter.pid].rss)}
+            app.post_snapshot(replace(first, stats=stats))
+            await pilot.pause()
+        finally:
+            Widget.refresh = refresh
+        assert repainted and all(len(regions) == 1 and regions[0].height == 1 for regions in repainted), repainted
+        lines = [strip.text for strip in table.render_lines(whole)]
+        assert [text.plain for text in rendered] == ["42.5"]
+        assert any(str(walwriter.pid) in line and "42.5" in line for line in lines), lines
+
+    drive(app, scenario)
+
+
+def test_a_second_of_uptime_repaints_one_line(make_app, clock):
+    """The uptime clock is the only thing an idle dashboard changes every second: its tick
+    repaints the uptime line alone, not the bordered facts panel around it."""
+    app = make_app()
+
+    async def scenario(pilot):
+        app.post_snapshot(fake.snapshot_of(fake.running_state()))
+        await pilot.pause()
+        facts = app.query_one(ClusterFacts)
+        before = facts.lines()
+        repainted = []
+        refresh = Widget.refresh
+
+        def spy(widget, *regions, **kwargs):
+            repainted.append(widget)
+            return refresh(widget, *regions, **kwargs)
+
+        Widget.refresh = spy
+        try:
+            clock.now += 1
+            app.pane.tick(app.snapshot.state, clock())
+        finally:
+            Widget.refresh = refresh
+        after = facts.lines()
+        changed = [(old, new) for old, new in zip(before, after) if old != new]
+        assert len(changed) == 1 and changed[0][1].startswith("uptime"), changed
+        assert [type(widget).__name__ for widget in repainted] == ["FactLine"]
 
     drive(app, scenario)

@@ -89,7 +89,8 @@ class ClusterPane(Vertical):
     def show_clock(self, state: State, now: float) -> None:
         """Uptime and the SIGKILL countdown: the only texts that change between snapshots."""
         running = state.exit_code is None and state.started_at
-        self.query_one(ClusterFacts).uptime = now - state.started_at if running else None
+        # whole seconds, as shown: a snapshot between two ticks then repaints nothing
+        self.query_one(ClusterFacts).uptime = int(now - state.started_at) if running else None
         self.query_one(ShutdownLadder).sigkill_in = sigkill_countdown(state, now)
 
     def append_log(self, record: LogRecord) -> None:

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Self
 
+from rich.segment import Segment
+from rich.style import Style
+from textual.cache import LRUCache
+from textual.geometry import Region
 from textual.widgets import DataTable
 from textual.widgets.data_table import RowKey
+
+SegmentLines = list[list[Segment]]
+RENDERED_CELLS = 4096  # a screenful of 500 backends' rows, with and without the cursor
 
 
 class KeyedTable(DataTable):
@@ -14,6 +22,14 @@ class KeyedTable(DataTable):
     New keys are added, vanished keys removed, and for rows present in both only the cells
     whose text changed are updated in place, so the cursor and scroll position survive and
     a snapshot with hundreds of rows costs a dictionary comparison.
+
+    Repainting is kept as cheap as the change. DataTable keys its cell cache on a counter
+    that every `update_cell` bumps, and repaints the whole table: one new CPU% figure
+    re-rendered every visible cell through Rich (about 10 ms for the children, every stats
+    round) and sent every line to the terminal. This table keys its own cache on the
+    cell's text instead, and repaints only the rows that changed. (`_render_cell` is
+    DataTable's, hence the `textual` pin to one major version; tests/ui/test_ui_tables.py
+    fails if the cache stops applying.)
     """
 
     COLUMNS: Sequence[tuple[str, str, int | None]] = ()
@@ -22,6 +38,7 @@ class KeyedTable(DataTable):
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self._cells: dict[str, tuple[str, ...]] = {}
+        self._rendered: LRUCache[tuple, SegmentLines] = LRUCache(RENDERED_CELLS)
 
     def on_mount(self) -> None:
         for key, label, width in self.COLUMNS:
@@ -48,17 +65,64 @@ class KeyedTable(DataTable):
             self.move_cursor(row=self.get_row_index(selected), animate=False)
 
     def _update_changed(self, key: str, previous: tuple[str, ...], cells: tuple[str, ...]) -> None:
-        for (column, _, width), old, new in zip(self.COLUMNS, previous, cells):
-            if old != new:
-                self.update_cell(key, column, new, update_width=width is None)
+        self._row_being_updated = self.get_row_index(key)
+        try:
+            for (column, _, width), old, new in zip(self.COLUMNS, previous, cells):
+                if old != new:
+                    self.update_cell(key, column, new, update_width=width is None)
+        finally:
+            self._row_being_updated = None
 
     def sync_cell(self, key: str, column: str, text: str) -> None:
         """Change one cell of one row, if its text differs."""
         index = [name for name, _, _ in self.COLUMNS].index(column)
         cells = self._cells[key]
         if cells[index] != text:
-            self._cells[key] = cells[:index] + (text,) + cells[index + 1 :]
-            self.update_cell(key, column, text)
+            updated = cells[:index] + (text,) + cells[index + 1 :]
+            self._update_changed(key, cells, updated)
+            self._cells[key] = updated
+
+    # -- rendering ---------------------------------------------------------------------------
+
+    _row_being_updated: int | None = None
+
+    def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False, recompose: bool = False) -> Self:
+        """`update_cell` repaints the whole table; while cells of one row change, only that
+        row's lines are repainted and sent to the terminal. (A column that has to widen
+        still relayouts the table, through `layout`.)"""
+        row = self._row_being_updated
+        if row is not None and not regions and repaint and not layout and not recompose:
+            return self.refresh_row(row)
+        return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
+
+    def _render_cell(
+        self, row_index: int, column_index: int, base_style: Style, width: int, cursor: bool = False, hover: bool = False
+    ) -> SegmentLines:
+        if column_index < 0:  # row labels: none here
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        column_key = self._column_locations.get_key(column_index)
+        if row_index < 0:  # the header
+            row_key, text = self._header_row_key, self.columns[column_key].label.plain
+        else:
+            row_key = self._row_locations.get_key(row_index)
+            text = self._data[row_key][column_key]
+        key = (
+            row_key, column_key, row_index, text, base_style, width,
+            cursor, hover, self._show_hover_cursor, self._pseudo_class_state,
+        )  # DataTable's own key, with the cell's text (and width) for its update counter
+        lines = self._rendered.get(key)
+        if lines is None:
+            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            self._rendered[key] = lines
+        return lines
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()  # the cursor, padding, fixed rows... changed
+        self._rendered.clear()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()  # a theme or CSS change: new colours everywhere
+        self._rendered.clear()
 
     @property
     def selected_key(self) -> str | None:
