@@ -54,9 +54,22 @@ def test_500_children_are_updated_in_place_not_rebuilt(make_app):
         newcomer = Child(9999, ChildKind.BACKEND, 20000, fake.NOW, fake.NOW + 0.001)
         children = {i: c for i, c in state.children.items() if i != gone.id} | {9999: newcomer}
         stats = {pid: ProcessStats(cpu_percent=12.5, rss=1 << 20) for pid in (c.pid for c in children.values())}
-        app.post_snapshot(fake.snapshot_of(replace(state, children=children), stats=stats))
-        await pilot.pause()
+        repaints = []  # every row changed: one repaint of the table, not one per row
+        refresh = Widget.refresh
+
+        def spy(widget, *regions, **kwargs):
+            if widget is table:
+                repaints.append(regions)
+            return refresh(widget, *regions, **kwargs)
+
+        Widget.refresh = spy
+        try:
+            app.post_snapshot(fake.snapshot_of(replace(state, children=children), stats=stats))
+            await pilot.pause()
+        finally:
+            Widget.refresh = refresh
         assert added == ["9999"] and cleared == []
+        assert len(repaints) < 10, f"{len(repaints)} repaints"
         assert table.selected_key == selected
         assert row(table, selected)["cpu"] == "12.5"
         assert row(table, str(gone.id))["status"] == "exited"

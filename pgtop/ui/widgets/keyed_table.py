@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Self
 
 from rich.segment import Segment
@@ -14,6 +15,7 @@ from textual.widgets.data_table import RowKey
 
 SegmentLines = list[list[Segment]]
 RENDERED_CELLS = 4096  # a screenful of 500 backends' rows, with and without the cursor
+ROWS_REPAINTED_ALONE = 16  # more changed rows than this: one repaint of the whole table
 
 
 class KeyedTable(DataTable):
@@ -51,14 +53,15 @@ class KeyedTable(DataTable):
         for key in [key for key in self._cells if key not in rows]:
             self.remove_row(key)
             del self._cells[key]
-        for key, cells in rows.items():
-            previous = self._cells.get(key)
-            if previous is None:
-                self.add_row(*cells, key=key)
-                added = True
-            elif previous != cells:
-                self._update_changed(key, previous, cells)
-            self._cells[key] = cells
+        with self._repainting_changed_rows():
+            for key, cells in rows.items():
+                previous = self._cells.get(key)
+                if previous is None:
+                    self.add_row(*cells, key=key)  # appended: the noted rows keep their places
+                    added = True
+                elif previous != cells:
+                    self._update_changed(key, previous, cells)
+                self._cells[key] = cells
         if added and sort_column is not None:
             self.sort(sort_column, key=lambda cell: cell.order)
         if selected in self._cells and self.get_row_index(selected) != self.cursor_row:
@@ -79,20 +82,39 @@ class KeyedTable(DataTable):
         cells = self._cells[key]
         if cells[index] != text:
             updated = cells[:index] + (text,) + cells[index + 1 :]
-            self._update_changed(key, cells, updated)
+            with self._repainting_changed_rows():
+                self._update_changed(key, cells, updated)
             self._cells[key] = updated
 
     # -- rendering ---------------------------------------------------------------------------
 
     _row_being_updated: int | None = None
+    _changed_rows: set[int] | None = None
+
+    @contextmanager
+    def _repainting_changed_rows(self) -> Iterator[None]:
+        """`update_cell` repaints the whole table, every time. Within this, the row is only
+        noted, and at the end the noted rows are repainted: each alone when there are a
+        few (a stats round at idle), the whole table at once when there are many (finding
+        a row's place costs a pass over all rows, and 500 backends change together)."""
+        self._changed_rows = set()
+        try:
+            yield
+        finally:
+            changed, self._changed_rows = self._changed_rows, None
+            if len(changed) > ROWS_REPAINTED_ALONE:
+                self.refresh()
+            else:
+                for row in changed:
+                    self.refresh_row(row)
 
     def refresh(self, *regions: Region, repaint: bool = True, layout: bool = False, recompose: bool = False) -> Self:
-        """`update_cell` repaints the whole table; while cells of one row change, only that
-        row's lines are repainted and sent to the terminal. (A column that has to widen
-        still relayouts the table, through `layout`.)"""
-        row = self._row_being_updated
-        if row is not None and not regions and repaint and not layout and not recompose:
-            return self.refresh_row(row)
+        """See `_repainting_changed_rows`. (A column that has to widen still relayouts the
+        table, through `layout`.)"""
+        row, changed = self._row_being_updated, self._changed_rows
+        if row is not None and changed is not None and not regions and repaint and not layout and not recompose:
+            changed.add(row)
+            return self
         return super().refresh(*regions, repaint=repaint, layout=layout, recompose=recompose)
 
     def _render_cell(
