@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 from rich.text import Text
@@ -23,6 +25,23 @@ def row(table, key: str) -> dict[str, str]:
     """The row's cells by column key, as plain text."""
     cells = table.get_row(key)
     return {column: Text.from_markup(cell).plain for (column, _, _), cell in zip(table.COLUMNS, cells)}
+
+
+@contextmanager
+def repaints() -> Iterator[list[tuple[Widget, tuple[Region, ...]]]]:
+    """Every repaint asked for meanwhile, as (widget, regions); no regions: all of it."""
+    asked: list[tuple[Widget, tuple[Region, ...]]] = []
+    refresh = Widget.refresh
+
+    def spy(widget: Widget, *regions: Region, **kwargs) -> Widget:
+        asked.append((widget, regions))
+        return refresh(widget, *regions, **kwargs)
+
+    Widget.refresh = spy
+    try:
+        yield asked
+    finally:
+        Widget.refresh = refresh
 
 
 def rows_by_kind(table) -> dict[str, list[dict[str, str]]]:
@@ -54,22 +73,12 @@ def test_500_children_are_updated_in_place_not_rebuilt(make_app):
         newcomer = Child(9999, ChildKind.BACKEND, 20000, fake.NOW, fake.NOW + 0.001)
         children = {i: c for i, c in state.children.items() if i != gone.id} | {9999: newcomer}
         stats = {pid: ProcessStats(cpu_percent=12.5, rss=1 << 20) for pid in (c.pid for c in children.values())}
-        repaints = []  # every row changed: one repaint of the table, not one per row
-        refresh = Widget.refresh
-
-        def spy(widget, *regions, **kwargs):
-            if widget is table:
-                repaints.append(regions)
-            return refresh(widget, *regions, **kwargs)
-
-        Widget.refresh = spy
-        try:
+        with repaints() as repainted:
             app.post_snapshot(fake.snapshot_of(replace(state, children=children), stats=stats))
             await pilot.pause()
-        finally:
-            Widget.refresh = refresh
         assert added == ["9999"] and cleared == []
-        assert len(repaints) < 10, f"{len(repaints)} repaints"
+        of_table = [regions for widget, regions in repainted if widget is table]
+        assert len(of_table) < 10, f"every row changed: {len(of_table)} repaints of the table, not one"
         assert table.selected_key == selected
         assert row(table, selected)["cpu"] == "12.5"
         assert row(table, str(gone.id))["status"] == "exited"
@@ -241,23 +250,13 @@ def test_a_new_figure_renders_one_cell_not_the_whole_table(make_app):
             return console_render(renderable, *args, **kwargs)
 
         app.console.render_lines = render_lines
-        repainted = []  # what reaches Textual's repaint: regions of the table
-        refresh = Widget.refresh
-
-        def spy(widget, *regions, **kwargs):
-            if widget is table:
-                repainted.append(regions)
-            return refresh(widget, *regions, **kwargs)
-
-        Widget.refresh = spy
-        try:
-            walwriter = next(c for c in state.children.values() if c.kind is ChildKind.WALWRITER)
-            stats = dict(first.stats) | {walwriter.pid: ProcessStats(cpu_percent=42.5, rss=first.stats[walwriter.pid].rss)}
+        walwriter = next(c for c in state.children.values() if c.kind is ChildKind.WALWRITER)
+        stats = dict(first.stats) | {walwriter.pid: ProcessStats(cpu_percent=42.5, rss=first.stats[walwriter.pid].rss)}
+        with repaints() as repainted:
             app.post_snapshot(replace(first, stats=stats))
             await pilot.pause()
-        finally:
-            Widget.refresh = refresh
-        assert repainted and all(len(regions) == 1 and regions[0].height == 1 for regions in repainted), repainted
+        of_table = [regions for widget, regions in repainted if widget is table]
+        assert of_table and all(len(regions) == 1 and regions[0].height == 1 for regions in of_table), of_table
         lines = [strip.text for strip in table.render_lines(whole)]
         assert [text.plain for text in rendered] == ["42.5"]
         assert any(str(walwriter.pid) in line and "42.5" in line for line in lines), lines
@@ -275,22 +274,12 @@ def test_a_second_of_uptime_repaints_one_line(make_app, clock):
         await pilot.pause()
         facts = app.query_one(ClusterFacts)
         before = facts.lines()
-        repainted = []
-        refresh = Widget.refresh
-
-        def spy(widget, *regions, **kwargs):
-            repainted.append(widget)
-            return refresh(widget, *regions, **kwargs)
-
-        Widget.refresh = spy
-        try:
+        with repaints() as repainted:
             clock.now += 1
             app.pane.tick(app.snapshot.state, clock())
-        finally:
-            Widget.refresh = refresh
         after = facts.lines()
         changed = [(old, new) for old, new in zip(before, after) if old != new]
         assert len(changed) == 1 and changed[0][1].startswith("uptime"), changed
-        assert [type(widget).__name__ for widget in repainted] == ["FactLine"]
+        assert [type(widget).__name__ for widget, _ in repainted] == ["FactLine"]
 
     drive(app, scenario)
