@@ -29,9 +29,9 @@ class KeyedTable(DataTable):
     that every `update_cell` bumps, and repaints the whole table: one new CPU% figure
     re-rendered every visible cell through Rich (about 10 ms for the children, every stats
     round) and sent every line to the terminal. This table keys its own cache on the
-    cell's text instead, and repaints only the rows that changed. (`_render_cell` is
-    DataTable's, hence the `textual` pin to one major version; tests/ui/test_ui_tables.py
-    fails if the cache stops applying.)
+    cell's text instead, and repaints only the rows that changed (the whole table once when
+    many did). (`_render_cell` is DataTable's, hence the `textual` pin to one major version;
+    tests/ui/test_ui_tables.py fails if the cache or the row repaints stop applying.)
     """
 
     COLUMNS: Sequence[tuple[str, str, int | None]] = ()
