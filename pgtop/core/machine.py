@@ -9,7 +9,7 @@ TerminateChildren, CountChildren, and the single funnel for pmState changes.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import fields
 from typing import Any
 
 from .actions import Action, Log, SignalChild, Spawn, WritePidStatus
@@ -45,6 +45,7 @@ TERMINATE_ORDER = (
     ChildKind.ARCHIVER,
     ChildKind.STATS,
 )
+STATE_FIELDS = frozenset(f.name for f in fields(State))
 
 
 def child_exit_message(name: str, pid: int, status: ExitStatus) -> str:
@@ -67,7 +68,14 @@ class Machine:
     # -- state ---------------------------------------------------------------------------
 
     def update(self, **changes: Any) -> None:
-        self.s = replace(self.s, **changes)
+        """dataclasses.replace(self.s, **changes), without its round trip through __init__
+        for every field: a step makes several updates, and those round trips were two
+        thirds of a step, which sits between a child's death and its replacement."""
+        if not changes.keys() <= STATE_FIELDS:
+            raise TypeError(f"State has no field {', '.join(sorted(changes.keys() - STATE_FIELDS))}")
+        new = object.__new__(State)
+        new.__dict__.update(self.s.__dict__, **changes)  # frozen: filled before anyone sees it
+        self.s = new
 
     def set_pm_state(self, new: PMState, rule: str) -> None:
         """Every pmState change goes through here, so each one is logged and recorded."""
