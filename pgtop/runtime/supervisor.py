@@ -71,7 +71,7 @@ from pgtop.runtime.forkserver import DeathPipe, ForkServer, SpawnFailed
 from pgtop.runtime.listen import ListenSockets, NoSocketsError, open_listen_sockets
 from pgtop.runtime.procwatch import ChildWatcher
 from pgtop.runtime.serverlog import ServerLog
-from pgtop.runtime.signals import SignalInfo
+from pgtop.runtime.signals import SignalInfo, drain_signalfd, sigchld_fd
 from pgtop.runtime.snapshotter import Snapshotter
 
 VERSION_STRING = "PostgreSQL 14.13 (pgtop {version}) on {machine}-pc-linux-gnu, 64-bit"
@@ -116,6 +116,7 @@ class Supervisor:
         self._queue: deque[Event | SignalInfo] = deque()
         self._queue_lock = threading.Lock()
         self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._sigchld = -1  # a signalfd for SIGCHLD: orphans to reap (see start())
         self._selector = selectors.DefaultSelector()
         self._thread: threading.Thread | None = None
         self._pidfile: pidfile.PidFile | None = None
@@ -187,6 +188,12 @@ class Supervisor:
         self._selector.register(self._wake_read, selectors.EVENT_READ, "wake")
         self._selector.register(self._log_read, selectors.EVENT_READ, "log")
         self._selector.register(self._forkserver, selectors.EVENT_READ, "forkserver")
+        # SIGCHLD wakes this loop itself, through its selector: orphans (a dead archiver's
+        # shell, say) are reaped without a second thread waking and contending for the GIL
+        # at every child's death. Only where the caller blocked it (signals.py).
+        self._sigchld = sigchld_fd()
+        if self._sigchld >= 0:
+            self._selector.register(self._sigchld, selectors.EVENT_READ, "sigchld")
         self._post(PostmasterStarted(VERSION_STRING.format(version=_version(), machine=os.uname().machine)))
         self._thread = threading.Thread(target=self._server_loop, name="pgtop-postmaster", daemon=True)
         self._thread.start()
@@ -224,10 +231,14 @@ class Supervisor:
                 woke = False
                 exits: list[ChildExit] = []
                 readable_listeners: list[socket.socket] = []
+                orphans = False
                 for key, _ in ready:
                     tag = key.data
                     if tag == "wake":
                         _drain(self._wake_read)
+                    elif tag == "sigchld":
+                        drain_signalfd(self._sigchld)
+                        orphans = woke = True  # after the exits: a respawn must not wait for /proc
                     elif tag == "log":
                         self._relay_log()
                     elif tag == "collector":
@@ -238,13 +249,9 @@ class Supervisor:
                         readable_listeners.append(key.fileobj)  # type: ignore[arg-type]
                     else:
                         exits.extend(self._reap(tag))
-                orphans = False
                 for item in self._take_queue():
                     woke = True
-                    if isinstance(item, SignalInfo) and item.signo == Sig.CHLD:
-                        orphans = True  # after the exits: a respawn must not wait for /proc
-                    else:
-                        self._handle_signal(item) if isinstance(item, SignalInfo) else self._feed(item)
+                    self._handle_signal(item) if isinstance(item, SignalInfo) else self._feed(item)
                 if exits:
                     woke = True
                     self._feed(ChildrenExited(tuple(exits)))
@@ -583,6 +590,10 @@ class Supervisor:
         self.snapshots.publish()
 
     def _release_resources(self) -> None:
+        if self._sigchld >= 0:
+            self._selector.unregister(self._sigchld)
+            os.close(self._sigchld)
+            self._sigchld = -1
         for client in self._connections.values():
             client.close()
         self._connections.clear()

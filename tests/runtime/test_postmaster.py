@@ -220,6 +220,26 @@ def test_logging_collector_takes_the_log_and_survives_its_own_death(make_cluster
 ARCHIVING = {"archive_mode": "on", "archive_command": "true"}
 
 
+def test_an_orphan_left_to_the_postmaster_is_reaped_when_it_exits(make_cluster, tmp_path) -> None:
+    """SIGCHLD's only job (its signalfd in the supervisor's selector): the archive command
+    leaves a background shell behind, which the kernel hands to the postmaster, a child
+    subreaper; when it exits, the postmaster reaps it, as PostgreSQL's reaper would."""
+    from pgtop.storage.wal import Wal
+
+    note = tmp_path / "orphan.pid"
+    command = f"sh -c 'echo $$ > {note}; sleep 0.5' & exit 0"
+    cluster = make_cluster(archive_mode="on", archive_command=command)
+    with Wal(str(cluster.datadir)) as wal:  # one finished segment for the archiver to take
+        wal.set_flags(archiving=True)
+        wal.switch_segment()
+        wal.flush()
+    cluster.start()
+    cluster.wait_for(lambda _status: note.exists() and note.read_text().strip().isdigit())
+    orphan = int(note.read_text())
+    cluster.wait_for(lambda _status: not psutil.pid_exists(orphan))  # a zombie still "exists"
+    assert orphan not in {child.pid for child in psutil.Process(cluster.pid).children()}
+
+
 @pytest.mark.parametrize(
     ("name", "exit_name", "settings"),
     [
