@@ -252,7 +252,8 @@ class ForkServer:
     def _hand_to_spare(self, request: bytes, fds: list[int]) -> int:
         """Send the request to the spare, which becomes the child: its PID, or 0 if there is
         no spare (or it was killed meanwhile: the orphan reaper or stop() reaps it)."""
-        self._take_notes()
+        if self._spare is None:  # one may have been announced since the selector last looked
+            self._take_notes()
         spare, self._spare = self._spare, None
         if spare is None:
             return 0
@@ -546,9 +547,8 @@ def _wait_for_work(sock: socket.socket, death_fd: int, postmaster: int, rehearsa
         set_title(SPARE_TITLE)
         os.setsid()  # what start_child would do first, done before there is a hurry
         _rehearse(rehearsal)
-        readable, _, _ = select.select([sock, death_fd], [], [])
-        if death_fd in readable:
-            os._exit(0)
+        # Only the postmaster holds the other end: EOF if it closes it or dies (and then
+        # PDEATHSIG too), so the death pipe need not be watched as well.
         message, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
         if not message:
             os._exit(0)  # the postmaster closed our socket, or is gone
