@@ -249,7 +249,14 @@ class Supervisor:
                         readable_listeners.append(key.fileobj)  # type: ignore[arg-type]
                     else:
                         exits.extend(self._reap(tag))
-                for item in self._take_queue():
+                queued = self._take_queue()
+                if queued:
+                    # A child writes its log line, then signals (a pmsignal): the line may
+                    # have reached the pipe after select() returned. Relay it first, so that
+                    # the log keeps the order of a shared stderr ("consistent recovery state
+                    # reached" before "ready to accept read-only connections").
+                    self._relay_log()
+                for item in queued:
                     woke = True
                     self._handle_signal(item) if isinstance(item, SignalInfo) else self._feed(item)
                 if exits:
