@@ -64,7 +64,6 @@ MAX_FDS = 16
 ANSWER_TIMEOUT = 10.0  # seconds the postmaster waits for the server before giving up
 REPARENT_PATIENCE = 5.0  # double fork: seconds a child waits for its intermediate to exit
 DEATH_FD_NAME = "death"
-SPARE_AFTER = 0.005  # seconds of quiet before the server forks its next spare child
 SPARE_TITLE = "pgtop: spare process"
 SPARE_TAKEN = b"spare taken"  # postmaster -> server, unanswered: fork the next spare
 # (followed by the request the spare took: the next spare rehearses it, see _rehearse)
@@ -404,14 +403,12 @@ def serve(config: dict) -> None:
     spares_possible = spare_wanted = config["clone_parent"]  # none with the double fork
     rehearsal = b""  # the request the last spare took, for the next one to rehearse
     while True:
-        # Quiet for a moment and a spare wanted: fork it now, off anyone's critical path.
-        readable, _, _ = select.select([channel, death_fd], [], [], SPARE_AFTER if spare_wanted else None)
-        if death_fd in readable:
-            os._exit(0)
-        if not readable:
+        if spare_wanted:  # none yet, or the last one was taken: fork the next before waiting
             spare_wanted = False
             spares_possible = fork_spare(channel, death_fd, postmaster, rehearsal)  # False: clone3 refused
-            continue
+        readable, _, _ = select.select([channel, death_fd], [], [])
+        if death_fd in readable:
+            os._exit(0)
         message, fds, flags, _ = socket.recv_fds(channel, MAX_MESSAGE, MAX_FDS)
         if not message:
             os._exit(0)  # EOF: the postmaster closed its end or died
@@ -513,9 +510,12 @@ def fork_spare(channel: socket.socket, death_fd: int, postmaster: int, rehearsal
     send the postmaster its PID and its socket (a ("spare", pid) note): the next spawn of a
     preloaded kind hands the request to it directly, and it becomes that child without a
     fork, or even the server, on the way (clone3, the interpreter's after-fork work and the
-    first copy-on-write faults were most of a respawn). The server forks the next one once
-    told the last was taken (SPARE_TAKEN) and it has been quiet for SPARE_AFTER, so that
-    fork does not compete with the child just started. Like every child a spare is the
+    first copy-on-write faults were most of a respawn). The server forks the next one as
+    soon as it is told the last was taken (SPARE_TAKEN): under a stream of connections
+    (pgbench -C) the next one then mostly finds a spare, and the postmaster waits for no
+    fork. (Waiting for 5 ms of quiet first, so as not to compete with the child just
+    started, left most of those connections to a fork on demand, and cost a respawn
+    nothing measurable when dropped.) Like every child a spare is the
     postmaster's (CLONE_PARENT), holds the death pipe and PDEATHSIG, and leaves on EOF from
     the postmaster's end of its socket. False if clone3 is refused here."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
