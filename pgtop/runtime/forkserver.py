@@ -263,8 +263,10 @@ class ForkServer:
             except OSError:
                 pid = 0
         # The child runs now, not once this thread's bookkeeping is done: a woken process
-        # waits for the CPU of the thread that woke it, here for most of a millisecond.
-        os.sched_yield()
+        # waits for the CPU of the thread that woke it, here for most of a millisecond. The
+        # GIL stays held (os.sched_yield would release it): in the dashboard the UI thread
+        # would take it and hold the postmaster up for milliseconds.
+        _libc_holding_gil.sched_yield()
         try:  # used or dead, it is gone: the server makes another, which rehearses this request
             self._channel.send(SPARE_TAKEN + request)
         except OSError:
