@@ -37,7 +37,7 @@ BACKEND_COLUMNS = (
     ("pid", "PID", 7),
     ("user", "user", 10),
     ("state", "state", 19),
-    ("since", "since", 7),
+    ("since", "since", 8),  # the longest: "999.9 ms"
     ("query", "query", None),
 )
 

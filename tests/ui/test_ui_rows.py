@@ -11,6 +11,7 @@ from pgtop.core.state import Child, ExitRecord
 from pgtop.core.vocabulary import ChildKind, ExitStatus
 from pgtop.ui import fake
 from pgtop.ui.rows import (
+    BACKEND_COLUMNS,
     child_row,
     duration,
     lineage,
@@ -27,6 +28,13 @@ from pgtop.ui.rows import (
 )
 def test_duration(seconds, text):
     assert duration(seconds) == text
+
+
+@pytest.mark.parametrize("seconds", [0.6367, 0.9999, 59.9, 3599, 86399])
+def test_the_backends_since_column_holds_every_duration_whole(seconds):
+    """A 636.7 ms state was cut to "636.7 m" in a 7-wide column: minutes, to a reader."""
+    width = next(width for key, _, width in BACKEND_COLUMNS if key == "since")
+    assert len(duration(seconds)) <= width
 
 
 def test_uptime_and_size():
