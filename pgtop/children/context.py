@@ -78,6 +78,11 @@ def backend_type_of(kind: str, args: Mapping[str, object]) -> str:
     return member.value if member else kind.rpartition(":")[2]
 
 
+def child_title(kind: str, args: Mapping[str, object]) -> str:
+    """What `ps` shows for a child from its first moments: ``pgtop: walwriter``."""
+    return str(args.get("title") or kind_title(backend_type_of(kind, args)))
+
+
 class ChildContext:
     """What a child program gets: its arguments, shared memory, postmaster liveness,
     its client socket, its slot, logging, pmsignals and signal-driven waiting."""
@@ -319,11 +324,14 @@ def start_child(
     args: Mapping[str, object],
     fds: Mapping[str, int],
     postmaster_pid: int,
+    *,
+    session_leader: bool = False,
 ) -> int:
     """InitPostmasterChild, then the program: called in the freshly forked child, whose
     parent is already the postmaster. Returns the exit code. Signal dispositions and mask
-    are already the defaults: the fork server reset its own once, and forks copy them."""
-    if os.getsid(0) != os.getpid():  # a spare child did it while it waited
+    are already the defaults: the fork server reset its own once, and forks copy them.
+    `session_leader`: setsid() was done already (a spare does it while it waits)."""
+    if not session_leader:
         os.setsid()  # signal_child's kill(-pid) reaches this child and its own scripts only
     _keep_only_fds(fds)
     try:
@@ -337,11 +345,8 @@ def start_child(
 
 
 def _keep_only_fds(fds: Mapping[str, int]) -> None:
-    """stdin from /dev/null; stdout and stderr to the log pipe if given; every fd the
-    child was not given closed, and the given ones kept from scripts it runs."""
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.close(devnull)
+    """stdout and stderr to the log pipe if given; every fd the child was not given closed,
+    and the given ones kept from scripts it runs. stdin is the fork server's, /dev/null."""
     if FD_LOG in fds:
         os.dup2(fds[FD_LOG], 1)
         os.dup2(fds[FD_LOG], 2)
@@ -363,7 +368,7 @@ def run_program(
     """Set the title, build the context, run the program, clean up; return its exit code.
     The title comes first, as AuxiliaryProcessMain's init_ps_display comes before BaseInit:
     `ps` says what the process is from its first moments."""
-    set_title(str(args.get("title") or kind_title(backend_type_of(kind, args))))
+    set_title(child_title(kind, args))
     ctx = ChildContext(kind, args, fds, postmaster_pid)
     entry = ctx.activity_entry
     if entry is not None:

@@ -564,8 +564,7 @@ def _wait_for_work(sock: socket.socket, death_fd: int, postmaster: int, rehearsa
 
         traceback.print_exc()
         os._exit(1)
-    # PDEATHSIG is armed and was checked before the wait; the death pipe covered the wait.
-    _become_child(program, kind, args, {**dict(zip(names, fds)), DEATH_FD_NAME: death_fd}, postmaster, 0, armed=True)
+    _become_child(program, kind, args, {**dict(zip(names, fds)), DEATH_FD_NAME: death_fd}, postmaster, 0, spare=True)
 
 
 def _rehearse(request: bytes) -> None:
@@ -577,8 +576,11 @@ def _rehearse(request: bytes) -> None:
     comes: 12 faults were left. An optimization only: a request that does not unpickle is
     ignored."""
     if request:
+        from pgtop.children.context import child_title
+
         try:
-            pickle.loads(request)
+            kind, args, _ = pickle.loads(request)
+            child_title(kind, args)  # the first thing the child computes, from the arguments
         except Exception:  # noqa: BLE001, S110 - the real request is checked when it comes
             pass
 
@@ -673,13 +675,13 @@ def _become_child(
     postmaster: int,
     intermediate: int,
     *,
-    armed: bool = False,
+    spare: bool = False,
 ) -> None:
-    """Once the postmaster is our parent: arm PDEATHSIG (unless `armed`, as a spare is),
-    then run the program. Never returns."""
+    """Once the postmaster is our parent: arm PDEATHSIG, then run the program. Never returns.
+    A `spare` armed it, and made itself a session leader, before it waited."""
     code = 1
     try:
-        if not armed:
+        if not spare:
             deadline = time.monotonic() + REPARENT_PATIENCE
             while (parent := os.getppid()) != postmaster:
                 if parent != intermediate or time.monotonic() > deadline:
@@ -690,7 +692,7 @@ def _become_child(
                 os._exit(1)  # it died just before PDEATHSIG was armed
         from pgtop.children.context import start_child
 
-        code = start_child(program, kind, args, fds, postmaster)
+        code = start_child(program, kind, args, fds, postmaster, session_leader=spare)
     except BaseException:  # noqa: BLE001 - report, then exit below whatever happened
         import traceback
 

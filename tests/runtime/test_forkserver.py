@@ -53,6 +53,7 @@ def report(ctx) -> int:
         "ppid": os.getppid(),
         "sid": os.getsid(0),
         "pgid": os.getpgid(0),
+        "stdin": os.readlink("/proc/self/fd/0"),
         "title": title,
         # (listdir's own fd is closed again by the time exists() looks)
         "fds": sorted(
@@ -191,6 +192,7 @@ def test_child_belongs_to_the_postmaster_in_its_own_session(server, watcher, pip
     given = facts["given"]
     assert set(given) == {"out", "go", "death"}
     assert facts["fds"] == sorted({0, 1, 2, *given.values()})  # the server's socket is closed
+    assert facts["stdin"] == os.devnull  # the server's own, never the postmaster's terminal
     os.write(go_write, b"x")
     assert wait_exit(watcher, pid) == ExitStatus.exited(3)
 
@@ -449,6 +451,7 @@ def test_a_spare_child_waits_ready_and_becomes_the_next_child(watcher, pipes):
         assert facts["title"] == "pgtop: walwriter"
         assert facts["sid"] == pid and facts["ppid"] == os.getpid()
         assert facts["fds"] == sorted({0, 1, 2, *facts["given"].values()})
+        assert facts["stdin"] == os.devnull
         assert facts["blocked"] == sorted(BLOCKED_UNTIL_HANDLED)
         os.write(go_write, b"x")
         assert wait_exit(watcher, pid) == ExitStatus.exited(0)
