@@ -13,8 +13,6 @@ import socket
 from dataclasses import dataclass
 from typing import Literal
 
-import psutil
-
 IMPLEMENTED_METHODS = frozenset({"trust", "reject", "password", "md5"})
 
 
@@ -208,6 +206,10 @@ def _address_matches(spec: Address | None, client, lookups: dict[str, str | None
 
 def _same_host_or_net(client, *, same_net: bool) -> bool:
     """check_same_host_or_net(): compare with every interface address of this machine."""
+    # Imported here, for the rare samehost/samenet line: psutil is 1.2 MiB of the fork
+    # server's heap otherwise, which every fork copies the page tables of.
+    import psutil
+
     family = socket.AF_INET if client.version == 4 else socket.AF_INET6
     for addresses in psutil.net_if_addrs().values():
         for entry in addresses:
