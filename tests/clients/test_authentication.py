@@ -150,9 +150,14 @@ def test_a_broken_pg_hba_conf_on_reload_keeps_the_old_rules(cluster: Cluster) ->
 
 def test_authentication_timeout_drops_a_silent_client_without_a_word(cluster: Cluster) -> None:
     mark = len(cluster.lines)  # PIDs are reused: an earlier test's child may have had one of theirs
+    # An earlier test's child may still be on its way out (its client saw EOF before it
+    # exited): ours are the two that were not there before.
+    before = set(cluster.backend_pids())
     silent, partial = raw_socket(cluster), raw_socket(cluster, tcp=True)
     partial.sendall(startup_packet()[:6])  # half a startup packet, then nothing
-    children = wait_until(lambda: len(pids := cluster.backend_pids()) == 2 and pids, what="two connection children")
+    children = wait_until(
+        lambda: len(new := set(cluster.backend_pids()) - before) == 2 and new, what="two connection children"
+    )
     started = time.monotonic()
     assert read_until_closed(silent) == b""
     assert read_until_closed(partial) == b""
