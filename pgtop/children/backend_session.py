@@ -13,6 +13,7 @@ ends (XactReadOnly is set when a transaction starts), as checked on PostgreSQL 1
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import signal
@@ -108,9 +109,10 @@ def _quickdie(ctx: ChildContext, sock: socket.socket) -> None:
 
 
 class ActivityReporter:
-    """pgstat_report_activity() and the ps display. The row is this backend's own, so it
-    keeps a copy and writes it whole when something changes (no read-modify-write: two
-    rewrites per statement are most of a `SELECT 1`'s bookkeeping)."""
+    """pgstat_report_activity() and the ps display. The row is this backend's own: it is
+    written whole once, then each report rewrites only its changing part (application name,
+    state, query, state change), as PostgreSQL's backends write their own PgBackendStatus.
+    Two reports per statement are most of a `SELECT 1`'s bookkeeping."""
 
     def __init__(
         self, ctx: ChildContext, startup: StartupMessage, title_host: str, application_name: Callable[[], str]
@@ -121,27 +123,23 @@ class ActivityReporter:
         self.application_name = application_name  # SET application_name shows at once
         self.state: str | None = None
         self.query: str | None = None
-        self.entry = ctx.activity_entry
-        row = ctx.segment.read_activity(self.entry) if ctx.segment is not None and self.entry is not None else None
-        self.row = row or ActivityRow(pid=ctx.pid, backend_type=CLIENT_BACKEND, user=startup.user,
-                                      database=startup.database, application_name=startup.application_name)  # fmt: skip
+        self.name = startup.application_name
+        self.entry = ctx.activity_entry if ctx.segment is not None else None
+        if self.entry is not None:
+            row = ctx.segment.read_activity(self.entry) or ActivityRow(pid=ctx.pid, backend_type=CLIENT_BACKEND)
+            ctx.segment.write_activity(self.entry, dataclasses.replace(
+                row, user=startup.user, database=startup.database, application_name=self.name))  # fmt: skip
 
     def report(self, state: str, query: str) -> None:
         query = query[:1024]
-        row = self.row
-        name = self.application_name() if state != "active" else row.application_name
-        if state == self.state and query == self.query and name == row.application_name:
+        name = self.application_name() if state != "active" else self.name
+        if state == self.state and query == self.query and name == self.name:
             return
-        self.row = ActivityRow(
-            pid=row.pid, backend_type=row.backend_type, user=row.user, database=row.database,
-            application_name=name, client_addr=row.client_addr, state=state, query=query,
-            backend_start=row.backend_start, state_change=time.time(), cancel_key=row.cancel_key,
-        )  # fmt: skip
-        if self.ctx.segment is not None and self.entry is not None:
-            self.ctx.segment.write_activity(self.entry, self.row)
+        if self.entry is not None:
+            self.ctx.segment.write_activity_status(self.entry, name, state, query, time.time())  # type: ignore[union-attr]
         if state != self.state:
             self.ctx.set_title(proctitle.backend_title(self.startup.user, self.startup.database, self.title_host, state))
-        self.state, self.query = state, query
+        self.state, self.query, self.name = state, query, name
 
 
 def _log_diagnostic(ctx: ChildContext, diagnostic: Diagnostic, statement: str | None) -> None:

@@ -307,6 +307,14 @@ class Segment:
         """Write a whole row (its owner, or the postmaster once the owner is dead)."""
         records.write_record(self._memory, self._entry_offset(entry), records.pack_activity(row))
 
+    def write_activity_status(
+        self, entry: int, application_name: str, state: str, query: str, state_change: float
+    ) -> None:
+        """pgstat_report_activity(): the owner rewrites the part of its row that a statement
+        changes, and leaves the rest (who it is, since when) as it is."""
+        status = records.pack_activity_status(application_name, state, query, state_change)
+        records.write_record(self._memory, self._entry_offset(entry), status, records.ACTIVITY_STATUS_OFFSET)
+
     def update_activity(self, entry: int, **changes: object) -> ActivityRow:
         """pgstat_report_activity(): the owner changes some fields of its own row."""
         current = self.read_activity(entry) or ActivityRow(pid=os.getpid(), backend_type="")

@@ -23,7 +23,15 @@ from pgtop.common.activity import BackendActivity, RecoveryProgress
 QUERY_BYTES = 1024  # track_activity_query_size, terminating NUL included
 _U32 = struct.Struct("<I")
 COUNT_SIZE = 8  # the change count (uint32) padded so the payload stays aligned
-ACTIVITY_STRUCT = struct.Struct("<iI32s64s64s64s64s32s1024sdd")
+# An activity row in two parts. The first is set when the row is taken: pid, cancel key,
+# backend type, user, database, client address, backend start. The second is what
+# pgstat_report_activity() changes at every statement: application name, state, query,
+# state change. Its owner rewrites the second part alone (`pack_activity_status`).
+_ACTIVITY_FIXED = "iI32s64s64s64sd"
+_ACTIVITY_STATUS = "64s32s1024sd"
+ACTIVITY_STRUCT = struct.Struct("<" + _ACTIVITY_FIXED + _ACTIVITY_STATUS)
+ACTIVITY_STATUS_STRUCT = struct.Struct("<" + _ACTIVITY_STATUS)
+ACTIVITY_STATUS_OFFSET = struct.calcsize("<" + _ACTIVITY_FIXED)
 _READ_PATIENCE = 0.1  # seconds a reader waits for a writer that stopped mid-row (it died)
 
 
@@ -133,14 +141,21 @@ def decode_text(raw: bytes) -> str:
 def pack_activity(row: ActivityRow) -> bytes:
     return ACTIVITY_STRUCT.pack(
         row.pid, row.cancel_key & 0xFFFFFFFF, encode_text(row.backend_type, 32), encode_text(row.user, 64),
-        encode_text(row.database, 64), encode_text(row.application_name, 64),
-        encode_text(row.client_addr or "", 64), encode_text(row.state, 32),
-        encode_text(row.query, QUERY_BYTES), row.backend_start, row.state_change,
+        encode_text(row.database, 64), encode_text(row.client_addr or "", 64), row.backend_start,
+        encode_text(row.application_name, 64), encode_text(row.state, 32),
+        encode_text(row.query, QUERY_BYTES), row.state_change,
     )  # fmt: skip
 
 
+def pack_activity_status(application_name: str, state: str, query: str, state_change: float) -> bytes:
+    """The part of a row that pgstat_report_activity() changes, to write at ACTIVITY_STATUS_OFFSET."""
+    return ACTIVITY_STATUS_STRUCT.pack(
+        encode_text(application_name, 64), encode_text(state, 32), encode_text(query, QUERY_BYTES), state_change
+    )
+
+
 def unpack_activity(raw: bytes) -> ActivityRow:
-    pid, key, btype, user, db, app, addr, state, query, start, change = ACTIVITY_STRUCT.unpack(raw)
+    pid, key, btype, user, db, addr, start, app, state, query, change = ACTIVITY_STRUCT.unpack(raw)
     return ActivityRow(
         pid=pid, backend_type=decode_text(btype), user=decode_text(user), database=decode_text(db),
         application_name=decode_text(app), client_addr=decode_text(addr) or None,
@@ -162,13 +177,14 @@ def unpack_counters(raw: bytes) -> Counters:
 # -- the change count (st_changecount) ------------------------------------------------------
 
 
-def write_record(memory: mmap.mmap, offset: int, payload: bytes) -> None:
-    """Write `payload` after the change count at `offset`, the count odd meanwhile."""
+def write_record(memory: mmap.mmap, offset: int, payload: bytes, at: int = 0) -> None:
+    """Write `payload` at `at` in the record after the change count at `offset`, the count
+    odd meanwhile."""
     count = _U32.unpack_from(memory, offset)[0]
     # Odd while writing. A count left odd by a writer that died moves on to the next odd.
     writing = ((count + 1) | 1) & 0xFFFFFFFF
     _U32.pack_into(memory, offset, writing)
-    start = offset + COUNT_SIZE
+    start = offset + COUNT_SIZE + at
     memory[start : start + len(payload)] = payload
     _U32.pack_into(memory, offset, (writing + 1) & 0xFFFFFFFF)
 

@@ -7,10 +7,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import functools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,7 +25,7 @@ from pgtop.sql.modify import (
     plan_insert,
     plan_update,
 )
-from pgtop.sql.parser import RawStatement, parse_script
+from pgtop.sql.parser import parse_script
 from pgtop.sql.plans import Execution, OutputColumn, Plan, Values
 from pgtop.sql.select import plan_select
 from pgtop.sql.settings import Settings
@@ -92,8 +91,8 @@ class SessionState:
     settings: Settings
     user: str = ""
     database: str = ""
-    transaction_start: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
-    statement_start: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    transaction_start: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    statement_start: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     notices: list[Diagnostic] = field(default_factory=list)
     # StartTransaction's startedInRecovery: a transaction begun on a hot standby stays
     # read-only (25006) until it ends, even if the server is promoted meanwhile.
@@ -119,6 +118,7 @@ class Engine:
         # Analyses of SELECTs without FROM, by text and parameter types: their plans read
         # neither storage nor settings (the analyzer gets neither), so they stay valid.
         self._table_free: dict[tuple[str, tuple[int, ...] | None], Prepared] = {}
+        self._status: tuple[tuple[object, ...], dict[str, str]] | None = None
 
     # -- session ----------------------------------------------------------------------------
 
@@ -128,35 +128,27 @@ class Engine:
         self.settings.apply_startup(pairs)
 
     def parameter_status(self) -> Mapping[str, str]:
-        return self.settings.reported({
-            "is_superuser": "on",
-            "session_authorization": self.state.user,
-            "in_hot_standby": "on" if self.env.in_recovery() else "off",
-        })
+        # Asked before every ReadyForQuery: the same mapping until something in it changed.
+        key = (self.settings.reported_base(), self.state.user, self.env.in_recovery())
+        if self._status is None or self._status[0] != key:
+            base, user, in_recovery = key
+            values = {**base, "is_superuser": "on", "session_authorization": user,
+                      "in_hot_standby": "on" if in_recovery else "off"}  # fmt: skip
+            self._status = (key, values)
+        return self._status[1]
 
     # -- statements ---------------------------------------------------------------------------
 
     def parse(self, query: str) -> list[Statement]:
-        with _stack_guard():
-            raws = _parse_remembered(query) if len(query) <= _REMEMBER_UP_TO else parse_script(query)
-        statements = []
-        for raw in raws:
-            tree, text = raw.tree, query[raw.start : raw.end]
-            if isinstance(tree, ast.TransactionStmt):
-                statement = Statement(tree, text, TransactionControl(tree.kind), tree.tag)
-            elif isinstance(tree, ast.DeallocateStmt):
-                tag = "DEALLOCATE ALL" if tree.name is None else "DEALLOCATE"
-                statement = Statement(tree, text, None, tag, Deallocate(tree.name))
-            else:
-                statement = Statement(tree, text, None, "")
-            statements.append(statement)
-        return statements
+        if len(query) <= _REMEMBER_UP_TO:
+            return list(_parse_remembered(query))
+        return list(_statements(query))
 
     def analyze(self, parsed: Statement, param_types: Sequence[int] | None) -> Prepared:
         table_free = isinstance(parsed.tree, ast.Select) and parsed.tree.table is None
         key = (parsed.text, None if param_types is None else tuple(param_types))
         if table_free and (known := self._table_free.get(key)) is not None:
-            return replace(known, parsed=parsed)
+            return known if known.parsed is parsed else replace(known, parsed=parsed)
         prepared = self._analyze(parsed, param_types)
         if table_free and len(self._table_free) < _REMEMBER_PLANS:
             self._table_free[key] = prepared
@@ -164,7 +156,7 @@ class Engine:
 
     def _analyze(self, parsed: Statement, param_types: Sequence[int] | None) -> Prepared:
         params = Params(param_types)
-        with _stack_guard():
+        with _STACK_GUARD:
             plan = self._plan(parsed.tree, params)
         types = params.final_types()
         columns = None if plan.columns is None else tuple(_wire_column(c) for c in plan.columns)
@@ -236,10 +228,10 @@ class Engine:
     def execute(self, bound: Bound) -> Result:
         state = self.state
         state.notices = []
-        state.statement_start = dt.datetime.now(dt.timezone.utc)
+        state.statement_start = dt.datetime.now(dt.UTC)
         self.env.check_for_interrupts()
         execution = Execution(state, self.storage, bound.values)
-        with _stack_guard():
+        with _STACK_GUARD:
             rows, tag = bound.statement.plan.run(execution)
         encoded = self._encode(bound, rows)
         return Result(tag, bound.statement.columns, encoded, tuple(state.notices))
@@ -256,7 +248,7 @@ class Engine:
     # -- transactions ---------------------------------------------------------------------------
 
     def begin(self) -> None:
-        self.state.transaction_start = dt.datetime.now(dt.timezone.utc)
+        self.state.transaction_start = dt.datetime.now(dt.UTC)
         self.state.started_in_recovery = self.env.in_recovery()
         self.settings.begin()
         self.storage.begin()
@@ -281,22 +273,45 @@ _REMEMBER_UP_TO = 4096  # characters: longer statements are parsed each time
 _REMEMBER_PLANS = 64  # table-free analyses a session keeps
 
 
-@functools.lru_cache(maxsize=256)
-def _parse_remembered(query: str) -> tuple[RawStatement, ...]:
-    """parse_script, remembered: clients repeat their statements (pgbench, an application's
-    few queries), and the trees are frozen, so one parse serves every repetition. A syntax
-    error raises each time (lru_cache keeps no exceptions)."""
-    return tuple(parse_script(query))
+def _statements(query: str) -> tuple[Statement, ...]:
+    with _STACK_GUARD:
+        raws = parse_script(query)
+    statements = []
+    for raw in raws:
+        tree, text = raw.tree, query[raw.start : raw.end]
+        if isinstance(tree, ast.TransactionStmt):
+            statement = Statement(tree, text, TransactionControl(tree.kind), tree.tag)
+        elif isinstance(tree, ast.DeallocateStmt):
+            tag = "DEALLOCATE ALL" if tree.name is None else "DEALLOCATE"
+            statement = Statement(tree, text, None, tag, Deallocate(tree.name))
+        else:
+            statement = Statement(tree, text, None, "")
+        statements.append(statement)
+    return tuple(statements)
 
 
-@contextlib.contextmanager
-def _stack_guard() -> Iterator[None]:
-    """Deeply nested input exhausts Python's stack, as it would PostgreSQL's."""
-    try:
-        yield
-    except RecursionError:
-        raise SqlError("54001", "stack depth limit exceeded",
-                       hint="pgtop limits how deeply expressions may nest.") from None
+# Remembered: clients repeat their statements (pgbench, an application's few queries), and
+# statements are frozen, so one parse serves every repetition, and the analysis remembered
+# for a statement is found again by identity. A syntax error raises each time (lru_cache
+# keeps no exceptions).
+_parse_remembered = functools.lru_cache(maxsize=256)(_statements)
+
+
+class _StackGuard:
+    """Deeply nested input exhausts Python's stack, as it would PostgreSQL's. (A class
+    rather than a generator: it guards every statement, and this costs a fifth as much.)"""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: object) -> bool:
+        if kind is not None and issubclass(kind, RecursionError):
+            raise SqlError("54001", "stack depth limit exceeded",
+                           hint="pgtop limits how deeply expressions may nest.") from None
+        return False
+
+
+_STACK_GUARD = _StackGuard()
 
 
 def _session_statement(ex: Execution) -> tuple[list[Values], str]:

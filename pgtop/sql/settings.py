@@ -173,13 +173,11 @@ class Settings:
         return sorted((dataclasses.replace(i, value=self.get(i.name)) for i in self._server.values()),
                       key=lambda i: i.name.lower())
 
-    def reported(self, overrides: Mapping[str, str]) -> dict[str, str]:
-        # Asked before every ReadyForQuery: computed again only after a change.
+    def reported_base(self) -> Mapping[str, str]:
+        """The GUC_REPORT settings' values: the same mapping until one may have changed."""
         if self._reported is None:
             self._reported = {n: self.get(n) for n in REPORTED if n.lower() in self._server}
-        values = dict(self._reported)
-        values.update(overrides)
-        return values
+        return self._reported
 
     # -- transactions -----------------------------------------------------------------------
 

@@ -93,7 +93,9 @@ class Executor(Protocol):
 
     def parameter_status(self) -> Mapping[str, str]:
         """Current values of the reported settings (server_version, TimeZone, ...). The session
-        sends a ParameterStatus for each value that changed before every ReadyForQuery."""
+        sends a ParameterStatus for each value that changed before every ReadyForQuery. It may
+        return the very same mapping while nothing changed: the session then skips the
+        comparison."""
         ...
 
     def parse(self, query: str) -> Sequence[ParsedStatement]:

@@ -42,11 +42,15 @@ def backend_key_data(pid: int, secret_key: int) -> bytes:
     return _message(b"K", struct.pack("!iI", pid, secret_key & 0xFFFFFFFF))
 
 
+_READY_FOR_QUERY = {status: _message(b"Z", status.encode()) for status in "ITE"}
+
+
 def ready_for_query(transaction_status: str) -> bytes:
     """`transaction_status`: I (idle), T (in a transaction block), E (failed block)."""
-    if transaction_status not in ("I", "T", "E"):
+    message = _READY_FOR_QUERY.get(transaction_status)
+    if message is None:
         raise ValueError(f"transaction status must be I, T or E, not {transaction_status!r}")
-    return _message(b"Z", transaction_status.encode())
+    return message
 
 
 @dataclass(frozen=True, slots=True)

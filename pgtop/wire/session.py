@@ -50,6 +50,9 @@ class Ending:
         return 1 if self.diagnostic is not None and self.diagnostic.severity == "FATAL" else 0
 
 
+_IDLE_STATES = {"I": "idle", "T": "idle in transaction", "E": "idle in transaction (aborted)"}
+
+
 class _ClientTerminated(Exception):
     pass
 
@@ -96,6 +99,7 @@ class Session:
         self._on_activity = on_activity
         self._on_log = on_log
         self._reported: dict[str, str] = {}
+        self._reported_from: Mapping[str, str] | None = None  # the mapping _reported last matched
         self._query = ""  # the last statement text, for the log and pg_stat_activity
         self.xact = TransactionBlock(executor, on_end=self._transaction_ended)
         self.extended = ExtendedQuery(executor, self.xact, self.stream.send, self._active, self.interrupts.check)
@@ -285,13 +289,15 @@ class Session:
         self.xact.on_error()
 
     def _ready_for_query(self) -> None:
-        for name, value in self.executor.parameter_status().items():
-            if self._reported.get(name) != value:
-                self._reported[name] = value
-                self.stream.send(messages.parameter_status(name, value))
+        current = self.executor.parameter_status()
+        if current is not self._reported_from:
+            for name, value in current.items():
+                if self._reported.get(name) != value:
+                    self._reported[name] = value
+                    self.stream.send(messages.parameter_status(name, value))
+            self._reported_from = current
         status = self.xact.status
-        state = {"I": "idle", "T": "idle in transaction", "E": "idle in transaction (aborted)"}[status]
-        self._activity(state)
+        self._activity(_IDLE_STATES[status])
         self.stream.send(messages.ready_for_query(status))
 
     # -- helpers ----------------------------------------------------------------------------

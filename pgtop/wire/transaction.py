@@ -29,6 +29,8 @@ class BlockState(enum.Enum):
     BLOCK = "block"
     FAILED = "failed"
 
+_STATUS = {BlockState.IDLE: "I", BlockState.IMPLICIT: "I", BlockState.BLOCK: "T", BlockState.FAILED: "E"}
+
 NO_TRANSACTION = Diagnostic("WARNING", "25P01", "there is no transaction in progress")
 ALREADY_IN_TRANSACTION = Diagnostic("WARNING", "25001", "there is already a transaction in progress")
 
@@ -48,7 +50,7 @@ class TransactionBlock:
     @property
     def status(self) -> str:
         """ReadyForQuery's transaction status byte."""
-        return {BlockState.BLOCK: "T", BlockState.FAILED: "E"}.get(self.state, "I")
+        return _STATUS[self.state]
 
     def check_not_aborted(self, statement: ParsedStatement) -> None:
         """In a failed block only COMMIT and ROLLBACK run (IsTransactionExitStmt)."""

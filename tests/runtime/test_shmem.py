@@ -272,6 +272,19 @@ def test_activity_rows_round_trip_and_truncate_queries_like_postgresql(segment):
     assert [row.pid for row in segment.activity()] == [77]
 
 
+def test_a_status_report_rewrites_the_statement_part_and_keeps_who_and_since_when(segment):
+    segment.write_activity(4, ActivityRow(
+        pid=79, backend_type="client backend", user="alice", database="shop", application_name="psql",
+        client_addr="127.0.0.1", state="idle", query="", backend_start=1.5, state_change=2.0, cancel_key=7))  # fmt: skip
+    segment.write_activity_status(4, "report", "active", "select 1", 3.25)
+    assert segment.read_activity(4) == ActivityRow(
+        pid=79, backend_type="client backend", user="alice", database="shop", application_name="report",
+        client_addr="127.0.0.1", state="active", query="select 1", backend_start=1.5, state_change=3.25,
+        cancel_key=7)  # fmt: skip
+    segment.write_activity_status(4, "report", "idle", "select 1", 4.0)
+    assert (segment.read_activity(4).state, segment.read_activity(4).query) == ("idle", "select 1")
+
+
 def test_readers_never_see_a_torn_row(segment, server, watcher):
     pid = server.spawn(f"{HERE}:row_writer", {}, {"shmem": segment.fd})
     watcher.watch(pid)
