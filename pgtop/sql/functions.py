@@ -11,11 +11,11 @@ import datetime as dt
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from pgtop.sql.errors import SqlError
-from pgtop.sql.numeric import numeric_divide
+from pgtop.sql.numeric import numeric_divide, round_to_scale
 from pgtop.sql.types import (
     BOOL,
     FLOAT8,
@@ -94,7 +94,7 @@ def _abs(typ: SqlType) -> Callable[..., Any]:
 def _round(ctx: Any, value: Decimal, places: int = 0) -> Decimal:
     if not value.is_finite():
         return value
-    return value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return round_to_scale(value, places)
 
 
 def _now(ctx: Any) -> dt.datetime:

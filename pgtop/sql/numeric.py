@@ -38,7 +38,9 @@ def select_div_scale(dividend: Decimal, divisor: Decimal) -> int:
     return min(scale, NUMERIC_MAX_DISPLAY_SCALE)
 
 
-def _quantize(value: Decimal, scale: int) -> Decimal:
+def round_to_scale(value: Decimal, scale: int) -> Decimal:
+    """`value` rounded half away from zero to `scale` digits after the point, however wide
+    (the default decimal context holds only 28 digits)."""
     with localcontext(NUMERIC_CONTEXT):
         return value.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
 
@@ -51,7 +53,7 @@ def numeric_divide(dividend: Decimal, divisor: Decimal) -> Decimal:
             return dividend / divisor
     scale = select_div_scale(dividend, divisor)
     with localcontext(NUMERIC_CONTEXT):
-        return _quantize(dividend / divisor, scale)
+        return round_to_scale(dividend / divisor, scale)
 
 
 NUMERIC_MAX_WEIGHT_DIGITS = 131072  # digits before the decimal point numeric can hold
@@ -98,7 +100,7 @@ def numeric_power(base: Decimal, exponent: Decimal) -> Decimal:
             raise SqlError("2201F", "invalid argument for power function") from None
     scale = NUMERIC_MIN_SIG_DIGITS - (result.adjusted() if result else 0)
     scale = max(scale, display_scale(base), display_scale(exponent), 0)
-    return _quantize(result, min(scale, NUMERIC_MAX_DISPLAY_SCALE))
+    return round_to_scale(result, min(scale, NUMERIC_MAX_DISPLAY_SCALE))
 
 
 def _check_power(base: float, exponent: float) -> None:

@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from pgtop.sql.errors import SqlError, invalid_input, out_of_range
+from pgtop.sql.numeric import round_to_scale
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,7 +217,7 @@ def apply_typmod(typ: SqlType, value: Any, typmod: int, explicit: bool = True) -
         return value
     if typ is NUMERIC and value.is_finite():
         precision, scale = (typmod - VARHDRSZ) >> 16, (typmod - VARHDRSZ) & 0xFFFF
-        value = value.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+        value = round_to_scale(value, scale)
         if value != 0 and value.adjusted() >= precision - scale:
             raise SqlError(
                 "22003",
@@ -340,7 +341,7 @@ def _numeric_cast(value: Any, source: SqlType, target: SqlType, typmod: int) -> 
         if isinstance(value, Decimal):
             if not value.is_finite():
                 raise SqlError("0A000", f"cannot convert {_numeric_out(value)} to {target.display}")
-            value = int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+            value = int(value.to_integral_value(rounding=ROUND_HALF_UP))  # any width, unlike quantize
         elif isinstance(value, float):
             if math.isnan(value) or math.isinf(value):
                 raise out_of_range(target.display)
