@@ -1,7 +1,9 @@
 """Builds the snapshots viewers see and hands them to every subscriber.
 
 A snapshot is published after every ServerLoop wakeup that changed something; subscribers
-(the dashboard, the control socket) get the newest one. psutil figures (CPU%, RSS) are
+(the dashboard, the control socket) get the newest one. With no subscriber, none is built
+until someone asks for `latest` (`pgtop ctl status`): a headless postmaster under a stream of
+connections would otherwise read every activity row twice per connection for nobody. psutil figures (CPU%, RSS) are
 sampled every two seconds by a small thread, and only while a viewer asked for them
 (`start_sampling`), so an idle `pgtop run` stays idle.
 """
@@ -38,7 +40,8 @@ class Snapshotter:
         self._supervisor = supervisor
         self._sinks: list[SnapshotSink] = []
         self._lock = threading.Lock()
-        self.latest: Snapshot | None = None
+        self._latest: Snapshot | None = None
+        self._stale = False  # the state moved while nobody was subscribed
         self.want_stats = False
         self._processes: dict[int, psutil.Process] = {}
         self._stats: dict[int, ProcessStats] = {}
@@ -48,10 +51,14 @@ class Snapshotter:
         self._sampler: threading.Thread | None = None
 
     def subscribe(self, sink: SnapshotSink) -> None:
-        with self._lock:
-            self._sinks.append(sink)
-        if self.latest is not None:
-            sink(self.latest)
+        """Add `sink`, and give it the newest snapshot at once (before any later one)."""
+        with self._publish_lock:
+            if self._stale:
+                self._publish(force=True)  # to the sinks there were: this one gets it below
+            with self._lock:
+                self._sinks.append(sink)
+            if self._latest is not None:
+                sink(self._latest)
 
     def unsubscribe(self, sink: SnapshotSink) -> None:
         with self._lock:
@@ -69,6 +76,13 @@ class Snapshotter:
         while not self._supervisor.finished.wait(STATS_INTERVAL):
             self.publish(force=True)
 
+    @property
+    def latest(self) -> Snapshot | None:
+        """The newest snapshot, built now if the state moved since the last one was."""
+        if self._stale:
+            self.publish(force=True)
+        return self._latest
+
     def publish(self, *, force: bool = False) -> None:
         """Build and hand out a snapshot if the state changed (or stats are due)."""
         with self._publish_lock:
@@ -83,6 +97,12 @@ class Snapshotter:
         stats_due = self.want_stats and now - self._stats_at >= STATS_INTERVAL
         if state is self._published_state and not stats_due and not force and supervisor.exit_code is None:
             return
+        with self._lock:
+            sinks = list(self._sinks)
+        if not sinks and not force:
+            self._stale = True  # built when asked for (`latest`)
+            return
+        self._stale = False
         self._published_state = state
         if stats_due:
             self._sample_stats(state, now)
@@ -101,9 +121,7 @@ class Snapshotter:
             standby_of=_standby_of(supervisor.config.primary_conninfo, replication),
             replication=replication,
         )
-        self.latest = snapshot
-        with self._lock:
-            sinks = list(self._sinks)
+        self._latest = snapshot
         for sink in sinks:
             sink(snapshot)
 

@@ -694,10 +694,12 @@ def _send_fork_failure(client: socket.socket, error: str) -> None:
 
 
 def _own_children() -> set[int]:
+    """Every thread's children (plain os calls: this runs at every SIGCHLD, so at the end of
+    every connection)."""
     pids: set[int] = set()
-    for task in Path("/proc/self/task").iterdir():
+    for task in os.listdir("/proc/self/task"):
         try:
-            pids.update(int(pid) for pid in (task / "children").read_text().split())
+            pids.update(map(int, _read_proc(f"/proc/self/task/{task}/children").split()))
         except (FileNotFoundError, ProcessLookupError):
             continue
     return pids
@@ -705,10 +707,18 @@ def _own_children() -> set[int]:
 
 def _is_zombie(pid: int) -> bool:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = _read_proc(f"/proc/{pid}/stat")
     except (FileNotFoundError, ProcessLookupError):
         return False
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+    return stat.rsplit(b")", 1)[1].split()[0] == b"Z"
+
+
+def _read_proc(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 65536)
+    finally:
+        os.close(fd)
 
 
 def _drain(fd: int) -> None:
