@@ -223,7 +223,9 @@ def build_dashboard(args: argparse.Namespace) -> tuple[PgtopApp, DashboardContro
     if not datadir.exists() or (args.pgdata is None and not any(datadir.iterdir())):
         port = find_free_port(DEFAULT_PORT)
         init_datadir(datadir, port=port)
-        app.title_note = f"created a cluster in {datadir} on port {port}"
+        # The status line shows the directory already: the note says what is new, in few
+        # words, so that a long home directory does not push the port off the line.
+        app.title_note = f"created a new cluster on port {port}"
         if port != DEFAULT_PORT:
             app.title_note = f"port {DEFAULT_PORT} is taken: {app.title_note}"
     controller.app = app
