@@ -52,6 +52,7 @@ from importlib import import_module
 from typing import Self
 
 from pgtop.common.proctitle import set_title
+from pgtop.runtime.signals import drain_signalfd, signal_fd
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -549,14 +550,11 @@ def _wait_for_work(sock: socket.socket, death_fd: int, postmaster: int, rehearsa
         set_title(SPARE_TITLE)
         os.setsid()  # what start_child would do first, done before there is a hurry
         _rehearse(rehearsal)
-        # Only the postmaster holds the other end: EOF if it closes it or dies (and then
-        # PDEATHSIG too), so the death pipe need not be watched as well.
+        _wait_for_request(sock)
         message, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
         if not message:
             os._exit(0)  # the postmaster closed our socket, or is gone
         sock.close()
-        while signal.sigtimedwait(BLOCKED_UNTIL_HANDLED, 0):
-            pass  # a signal someone sent the spare is not for the child it becomes
         kind, args, names = pickle.loads(message)
         program = _PRELOADED.get(kind) or resolve_program(kind)  # resolved by the server at start
     except BaseException:  # noqa: BLE001 - report, then exit: never into the server loop
@@ -565,6 +563,22 @@ def _wait_for_work(sock: socket.socket, death_fd: int, postmaster: int, rehearsa
         traceback.print_exc()
         os._exit(1)
     _become_child(program, kind, args, {**dict(zip(names, fds)), DEATH_FD_NAME: death_fd}, postmaster, 0, spare=True)
+
+
+def _wait_for_request(sock: socket.socket) -> None:
+    """Wait until the postmaster's end of `sock` has a request (or EOF: only the postmaster
+    holds it, so it closed it or died, and then PDEATHSIG comes too; the death pipe need not
+    be watched as well). A signal sent to the spare meanwhile is for the spare, which ignores
+    it: it is taken off a signalfd as it comes, rather than left pending for the child. Once
+    the request is there, signals stay blocked and pending, for the child (as in any child
+    until it has a handler): a signal sent to the new child right after the postmaster named
+    it must reach it, however late the spare wakes up."""
+    for_the_spare = signal_fd(BLOCKED_UNTIL_HANDLED)
+    try:
+        while sock not in select.select([sock, for_the_spare], [], [])[0]:
+            drain_signalfd(for_the_spare)
+    finally:
+        os.close(for_the_spare)
 
 
 def _rehearse(request: bytes) -> None:

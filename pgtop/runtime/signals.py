@@ -18,7 +18,7 @@ import ctypes
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 POSTMASTER_SIGNALS = frozenset(
@@ -68,9 +68,15 @@ def sigchld_fd() -> int:
     own supervisor, say) and nothing would hold the signal back for the fd."""
     if signal.SIGCHLD not in signal.pthread_sigmask(signal.SIG_BLOCK, []):
         return -1
+    return signal_fd([signal.SIGCHLD])
+
+
+def signal_fd(signums: Iterable[int]) -> int:
+    """A non-blocking, close-on-exec signalfd for `signums`, which the caller blocks."""
     mask = (ctypes.c_ulong * _SIGSET_WORDS)()
     bits = 8 * ctypes.sizeof(ctypes.c_ulong)
-    mask[(signal.SIGCHLD - 1) // bits] |= 1 << ((signal.SIGCHLD - 1) % bits)
+    for signum in signums:
+        mask[(signum - 1) // bits] |= 1 << ((signum - 1) % bits)
     fd = _libc.signalfd(-1, ctypes.byref(mask), os.O_NONBLOCK | os.O_CLOEXEC)
     if fd < 0:
         error = ctypes.get_errno()

@@ -500,6 +500,27 @@ def test_a_signal_sent_to_the_spare_is_not_delivered_to_the_child_it_becomes(wat
         forkserver.stop()
 
 
+def test_a_signal_sent_to_the_new_child_before_the_spare_wakes_up_reaches_the_child(watcher, pipes):
+    """The postmaster names the child as soon as it hands the request over; a signal sent to
+    it then is the child's, even if the spare has not yet woken up to read the request."""
+    forkserver = ForkServer.start([f"{HERE}:waiter"])
+    try:
+        spare = wait_for_spare(forkserver)
+        os.kill(spare, signal.SIGSTOP)  # a slow wakeup, made certain
+        out_read, out_write = pipes.new()
+        in_read, in_write = pipes.new()
+        pid = forkserver.spawn(f"{HERE}:waiter", {}, {"out": out_write, "in": in_read})
+        watcher.watch(pid)
+        assert pid == spare
+        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGCONT)
+        assert read_line(out_read) == "ready"
+        assert read_line(out_read) == "SIGTERM"
+        assert wait_exit(watcher, pid) == ExitStatus.exited(0)
+    finally:
+        forkserver.stop()
+
+
 def stubborn(ctx) -> int:
     ctx.ignore(signal.SIGTERM, signal.SIGHUP)
     while True:
