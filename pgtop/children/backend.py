@@ -19,6 +19,7 @@ import dataclasses
 import os
 import signal
 import socket
+from collections.abc import Mapping
 
 from pgtop.children.backend_auth import (
     AUTH_TIMEOUT,
@@ -33,9 +34,10 @@ from pgtop.children.backend_procs import (
     have_free_procs,
     init_process,
 )
-from pgtop.children.backend_session import run_session
+from pgtop.children.backend_session import run_session, server_settings
 from pgtop.children.backend_warmup import warm_up
 from pgtop.children.context import ChildContext
+from pgtop.core.config import Config
 from pgtop.core.connections import cancel_request_outcome, refusal
 from pgtop.core.vocabulary import CAC, LogLevel
 from pgtop.wire import messages
@@ -48,10 +50,18 @@ from pgtop.wire.startup import (
 )
 from pgtop.wire.stream import ConnectionLost, MessageStream, as_stream
 
-__all__ = ["main", "warm_up"]
+__all__ = ["main", "prepare_shared", "warm_up"]
 
 # pgtop has no roles: every user is a superuser (README), so the reserved slots are everyone's.
 AM_SUPERUSER = True
+
+
+def prepare_shared(shared: Mapping[str, object]) -> None:
+    """In the fork server, when the postmaster shares a new configuration: derive the
+    session's server settings from it once, for every backend forked from now on."""
+    config = shared.get("config")
+    if isinstance(config, Config):
+        server_settings(config)
 
 
 def main(ctx: ChildContext) -> int:

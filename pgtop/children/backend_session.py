@@ -26,6 +26,7 @@ from pgtop.children.context import ChildContext
 from pgtop.common import proctitle
 from pgtop.common.activity import BackendActivity
 from pgtop.common.shmem_records import ActivityRow
+from pgtop.core.config import Config
 from pgtop.core.vocabulary import LogLevel, QuitReason
 from pgtop.sql import Engine, SettingInfo, settings_from_config
 from pgtop.storage.database import Database
@@ -148,13 +149,27 @@ def _log_diagnostic(ctx: ChildContext, diagnostic: Diagnostic, statement: str | 
     ctx.log(level, diagnostic.message, diagnostic.detail, diagnostic.hint)
 
 
+_server_settings: tuple[Config, Mapping[str, SettingInfo]] | None = None
+
+
+def server_settings(config: Config) -> Mapping[str, SettingInfo]:
+    """settings_from_config, once per configuration. The configuration is one the fork
+    server keeps (ForkServer shared values) and derives this from when it gets a new one
+    (pgtop.children.backend.prepare_shared), so a backend finds it done, like the GUC
+    values a PostgreSQL backend inherits by fork. Read only: the session copies it."""
+    global _server_settings
+    if _server_settings is None or _server_settings[0] is not config:
+        _server_settings = (config, settings_from_config(config))
+    return _server_settings[1]
+
+
 class BackendEnvironment:
     """What the SQL engine asks of the backend it runs in."""
 
     def __init__(self, ctx: ChildContext, interrupts: Interrupts) -> None:
         self.ctx = ctx
         self.interrupts = interrupts
-        self._settings = settings_from_config(ctx.args["config"])
+        self._settings = server_settings(ctx.args["config"])
         # LocalRecoveryInProgress: the postmaster's state at fork time. Recovery cannot start
         # again under a running backend, so once this is false it stays false.
         self._in_recovery = bool(ctx.args.get("in_recovery", False))

@@ -30,6 +30,11 @@ BGWORKER_PROGRAMS: dict[str, str] = {"logical replication launcher": "logical_la
 # Imported once by the fork server, so every fork starts ready to run.
 PRELOAD: tuple[str, ...] = tuple(sorted(set(PROGRAMS.values()) | set(BGWORKER_PROGRAMS.values())))
 
+# Arguments the fork server keeps for every child (ForkServer.spawn's `shared`): the
+# postmaster's configuration and parsed pg_hba.conf change only at a reload, so they are
+# sent once per reload rather than pickled into every request, as a fork inherits them.
+SHARED_ARGS: tuple[str, ...] = ("config", "hba")
+
 
 def spawn_request(supervisor: Supervisor, action: Spawn, slot: int | None) -> tuple[str, dict[str, object]]:
     """The program name and the picklable arguments for one child."""

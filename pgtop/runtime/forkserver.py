@@ -24,6 +24,13 @@ respawn waits neither for the server nor for clone3 and the interpreter's after-
 unpickles it and throws it away), so that the copy-on-write faults of building the arguments
 are taken before there is a hurry, not after.
 
+What every child gets alike is sent to the server once, not in every request: `spawn(...,
+shared=("config", ...))` names arguments whose values the server keeps (the postmaster's
+configuration and pg_hba.conf, as a fork would inherit them). A request holds only the names,
+and the child takes the server's copy, unpickled once and shared copy-on-write; a backend's
+server settings are derived from it once too (see prepare_shared). A new value (a reload) is
+sent to the server before the request that uses it, and a spare forked before it is dropped.
+
 Nothing outlives the postmaster:
 - the server has PR_SET_PDEATHSIG(SIGKILL) and also exits on EOF from its socket;
 - every child holds the read end of the postmaster-death pipe, whose only write end the
@@ -68,6 +75,7 @@ DEATH_FD_NAME = "death"
 SPARE_TITLE = "pgtop: spare process"
 SPARE_TAKEN = b"spare taken"  # postmaster -> server, unanswered: fork the next spare
 # (followed by the request the spare took: the next spare rehearses it, see _rehearse)
+SHARE = b"share"  # postmaster -> server, unanswered: new shared values, pickled (version, values)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 # The GIL must stay held across clone3, as os.fork holds it across fork(): PyDLL does that.
@@ -137,6 +145,8 @@ class ForkServer:
         self.spares: set[int] = set()  # PIDs of spare children not handed out yet (ours to reap)
         self._spare: tuple[int, socket.socket] | None = None  # the one the next spawn takes
         self._preloaded = frozenset(preloaded)  # kinds the server resolved: safe for a spare
+        self._shared: dict[str, object] = {}  # what the server keeps for every child
+        self._shared_version = 0  # bumped at each change; spares are forked with a version
 
     @classmethod
     def start(
@@ -208,23 +218,31 @@ class ForkServer:
     def alive(self) -> bool:
         return self._broken is None and self._process.poll() is None
 
-    def spawn(self, kind: str, args: Mapping[str, object], fds: Mapping[str, int]) -> int:
+    def spawn(
+        self, kind: str, args: Mapping[str, object], fds: Mapping[str, int], *, shared: Sequence[str] = ()
+    ) -> int:
         """Start child program `kind` (pgtop.children.<kind>, or "module:function") with
-        `args` (picklable) and the named fds; return its PID, a child of this process."""
+        `args` (picklable) and the named fds; return its PID, a child of this process.
+        The `shared` arguments are sent to the server only when their value is new (by
+        identity), and the child gets the server's copy."""
         if DEATH_FD_NAME in fds:
             raise ValueError(f'fd name "{DEATH_FD_NAME}" is reserved for the postmaster-death pipe')
         if len(fds) > MAX_FDS:
             raise ValueError(f"at most {MAX_FDS} fds can be passed to a child")
         names = list(fds)
-        try:
-            request = pickle.dumps((kind, dict(args), names))
-        except (pickle.PicklingError, TypeError, AttributeError) as error:
-            raise SpawnFailed(f"arguments cannot be sent to a child: {error}") from None
-        if len(request) > MAX_MESSAGE:
-            raise SpawnFailed(f"spawn request too large ({len(request)} bytes)")
         with self._lock:
             if self._broken:
                 raise SpawnFailed(self._broken)
+            inherit = tuple(name for name in shared if name in args)
+            try:
+                if any(self._shared.get(name) is not args[name] for name in inherit):
+                    self._share({name: args[name] for name in inherit})
+                own = {name: value for name, value in args.items() if name not in inherit}
+                request = pickle.dumps((kind, own, names, self._shared_version, inherit))
+            except (pickle.PicklingError, TypeError, AttributeError) as error:
+                raise SpawnFailed(f"arguments cannot be sent to a child: {error}") from None
+            if len(request) > MAX_MESSAGE:
+                raise SpawnFailed(f"spawn request too large ({len(request)} bytes)")
             if kind in self._preloaded and (pid := self._hand_to_spare(request, [fds[name] for name in names])):
                 return pid
             try:
@@ -236,6 +254,23 @@ class ForkServer:
         if verdict != "ok":
             raise SpawnFailed(str(detail))
         return int(detail)  # type: ignore[call-overload]
+
+    def _share(self, values: dict[str, object]) -> None:
+        """Send the server new shared values; the spare held now has the old ones: drop it
+        (it leaves on EOF), the server forks one that has these."""
+        message = SHARE + pickle.dumps((self._shared_version + 1, values))
+        if len(message) > MAX_MESSAGE:
+            raise SpawnFailed(f"shared arguments too large ({len(message)} bytes)")
+        try:
+            self._channel.send(message)
+        except OSError as error:
+            self._broken = f"fork server is gone: {error.strerror}"
+            raise SpawnFailed(self._broken) from None
+        self._shared.update(values)
+        self._shared_version += 1
+        if self._spare is not None:
+            self._spare[1].close()
+            self._spare = None
 
     def fileno(self) -> int:
         """The channel to the server, for a selector: readable when the server has news (a
@@ -296,11 +331,15 @@ class ForkServer:
             return "gone", None
         kind, detail = pickle.loads(data)
         if kind == "spare" and fds:
-            pid = int(detail)  # type: ignore[call-overload]
+            pid, version = detail  # type: ignore[misc]
             self.spares.add(pid)
             if self._spare is not None:
                 self._spare[1].close()  # one is enough: this one leaves on EOF
-            self._spare = (pid, socket.socket(fileno=fds[0]))
+                self._spare = None
+            if version == self._shared_version:
+                self._spare = (pid, socket.socket(fileno=fds[0]))
+            else:
+                os.close(fds[0])  # forked before the last share: it leaves on EOF
         else:
             for fd in fds:
                 os.close(fd)
@@ -419,6 +458,10 @@ def serve(config: dict) -> None:
             spare_wanted = spares_possible
             rehearsal = message[len(SPARE_TAKEN) :]
             continue
+        if message.startswith(SHARE):
+            _take_shared(message[len(SHARE) :], config["preload"])
+            spare_wanted = spares_possible  # the postmaster dropped the spare: it had the old values
+            continue
         try:
             answer = _handle(message, fds, flags, death_fd, channel, fork)
         finally:
@@ -467,6 +510,36 @@ def warm_up(preload: Sequence[str]) -> None:
 
 
 _PRELOADED: dict[str, Callable[..., int]] = {}  # kind -> program, resolved at the server's start
+_SHARED: dict[str, object] = {}  # the values the postmaster shared (ForkServer._share)
+_shared_version = 0
+
+
+def _take_shared(payload: bytes, preload: Sequence[str]) -> None:
+    """New shared values (the server's side of ForkServer._share), then each preloaded
+    program module's `prepare_shared(values)`: what its children derive from them is
+    computed here once, and every child forked from now on finds it done."""
+    global _shared_version
+    version, values = pickle.loads(payload)
+    _SHARED.update(values)
+    _shared_version = version
+    for name in preload:
+        module_name = name.partition(":")[0] if ":" in name else f"pgtop.children.{name}"
+        hook = getattr(sys.modules.get(module_name), "prepare_shared", None)
+        if callable(hook):
+            try:
+                hook(_SHARED)
+            except Exception:  # noqa: BLE001, S110 - an optimization: the child derives it itself
+                pass
+
+
+def _unpack_request(message: bytes) -> tuple[str, dict[str, object], list[str]]:
+    """A spawn request's kind, arguments (with the shared ones filled in) and fd names."""
+    kind, args, names, version, inherit = pickle.loads(message)
+    if inherit:
+        if version != _shared_version:
+            raise RuntimeError(f"request for shared values of version {version}, not {_shared_version}")
+        args.update((name, _SHARED[name]) for name in inherit)
+    return kind, args, names
 
 
 def resolve_program(kind: str) -> Callable[..., int]:
@@ -493,7 +566,7 @@ def _handle(
     if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
         return ("error", "spawn request truncated")
     try:
-        kind, args, names = pickle.loads(message)
+        kind, args, names = _unpack_request(message)
         program = resolve_program(kind)
     except Exception as error:  # noqa: BLE001 - a bad request must not end the server
         return ("error", f"{type(error).__name__}: {error}")
@@ -535,7 +608,7 @@ def fork_spare(channel: socket.socket, death_fd: int, postmaster: int, rehearsal
     theirs.close()
     with ours:
         try:
-            socket.send_fds(channel, [pickle.dumps(("spare", pid))], [ours.fileno()])
+            socket.send_fds(channel, [pickle.dumps(("spare", (pid, _shared_version)))], [ours.fileno()])
         except OSError:
             os._exit(0)  # the postmaster is gone
     return True
@@ -555,7 +628,7 @@ def _wait_for_work(sock: socket.socket, death_fd: int, postmaster: int, rehearsa
         if not message:
             os._exit(0)  # the postmaster closed our socket, or is gone
         sock.close()
-        kind, args, names = pickle.loads(message)
+        kind, args, names = _unpack_request(message)
         program = _PRELOADED.get(kind) or resolve_program(kind)  # resolved by the server at start
     except BaseException:  # noqa: BLE001 - report, then exit: never into the server loop
         import traceback
@@ -593,7 +666,7 @@ def _rehearse(request: bytes) -> None:
         from pgtop.children.context import child_title
 
         try:
-            kind, args, _ = pickle.loads(request)
+            kind, args, _ = _unpack_request(request)
             child_title(kind, args)  # the first thing the child computes, from the arguments
         except Exception:  # noqa: BLE001, S110 - the real request is checked when it comes
             pass

@@ -64,7 +64,7 @@ from pgtop.core.events import (
 from pgtop.core.state import State
 from pgtop.core.vocabulary import ChildKind, LogLevel, Sig
 from pgtop.runtime import pidfile
-from pgtop.runtime.childspec import PRELOAD, spawn_request
+from pgtop.runtime.childspec import PRELOAD, SHARED_ARGS, spawn_request
 from pgtop.runtime.control import ControlServer
 from pgtop.runtime.datadir import DataDirError
 from pgtop.runtime.forkserver import DeathPipe, ForkServer, SpawnFailed
@@ -403,12 +403,12 @@ class Supervisor:
         one and try once more, so the postmaster never loses the ability to fork."""
         assert self._forkserver is not None
         try:
-            return self._forkserver.spawn(program, args, fds)
+            return self._forkserver.spawn(program, args, fds, shared=SHARED_ARGS)
         except SpawnFailed:
             if self._forkserver.alive():
                 raise
         self._replace_forkserver()
-        return self._forkserver.spawn(program, args, fds)
+        return self._forkserver.spawn(program, args, fds, shared=SHARED_ARGS)
 
     def _forkserver_news(self) -> None:
         """A spare was forked (its socket is taken now), or the server died: replace it at

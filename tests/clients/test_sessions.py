@@ -129,6 +129,23 @@ def test_pg_reload_conf_reloads_the_postmaster(cluster: Cluster) -> None:
     wait_until(lambda: cluster.status()["pm_state"] == "PM_RUN")
 
 
+def test_a_session_started_after_a_reload_shows_the_new_values(cluster: Cluster) -> None:
+    with connect(cluster) as conn:
+        assert conn.execute("show checkpoint_timeout").fetchone() == ("5min",)
+    cluster.configure(checkpoint_timeout="7min")
+    mark = len(cluster.lines)
+    try:
+        cluster.signal(signal.SIGHUP)
+        cluster.wait_for_log('parameter "checkpoint_timeout" changed to "7min"', after=mark)
+        with connect(cluster) as conn:
+            assert conn.execute("show checkpoint_timeout").fetchone() == ("7min",)
+    finally:
+        cluster.configure(checkpoint_timeout="5min")
+        mark = len(cluster.lines)
+        cluster.signal(signal.SIGHUP)
+        cluster.wait_for_log('parameter "checkpoint_timeout" changed to "5min"', after=mark)
+
+
 def test_log_connections_and_disconnections(cluster: Cluster) -> None:
     cluster.configure(log_connections=True, log_disconnections=True)
     mark = len(cluster.lines)

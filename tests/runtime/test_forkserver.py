@@ -87,6 +87,16 @@ def waiter(ctx) -> int:
             return 0
 
 
+def shared_report(ctx) -> int:
+    """Report the "settings" argument, and whether it is the fork server's shared copy."""
+    from pgtop.runtime import forkserver
+
+    settings = ctx.args["settings"]
+    facts = {"settings": settings, "own": ctx.args["own"], "servers_copy": settings is forkserver._SHARED["settings"]}
+    os.write(ctx.fds["out"], (json.dumps(facts) + "\n").encode())
+    return 0
+
+
 def logger(ctx) -> int:
     ctx.log(LogLevel.LOG, "checkpoint starting: time", detail="a detail", hint="a hint")
     ctx.log(LogLevel.DEBUG1, "not shown at log_min_messages=warning")
@@ -462,6 +472,39 @@ def test_a_spare_child_waits_ready_and_becomes_the_next_child(watcher, pipes):
     assert not [child.pid for child in psutil.Process().children() if child.status() == psutil.STATUS_ZOMBIE]
 
 
+def test_shared_arguments_reach_every_child_from_the_servers_copy_and_a_new_value_retires_the_spare(
+    watcher, pipes
+):
+    """A `shared` argument goes to the server once; each child takes the server's copy. A
+    new value (a reload) reaches the next child, never the spare forked with the old one."""
+    forkserver = ForkServer.start([f"{HERE}:shared_report"])
+    out_read, out_write = pipes.new()
+
+    def spawn(settings: dict, own: str) -> tuple[int, dict]:
+        pid = forkserver.spawn(f"{HERE}:shared_report", {"settings": settings, "own": own}, {"out": out_write},
+                               shared=("settings",))  # fmt: skip
+        watcher.watch(pid)
+        facts = json.loads(read_line(out_read))
+        assert wait_exit(watcher, pid) == ExitStatus.exited(0)
+        return pid, facts
+
+    try:
+        first = {"work_mem": "4MB"}
+        _, facts = spawn(first, "a")
+        assert facts == {"settings": first, "own": "a", "servers_copy": True}
+        spare = wait_for_spare(forkserver)  # forked since the value was shared
+        pid, facts = spawn(first, "b")  # the same object: not sent again
+        assert pid == spare and facts == {"settings": first, "own": "b", "servers_copy": True}
+        held = wait_for_spare(forkserver)
+        second = {"work_mem": "8MB"}
+        pid, facts = spawn(second, "c")
+        assert pid != held and facts == {"settings": second, "own": "c", "servers_copy": True}
+        assert wait_for_spare(forkserver) != held  # the one held with the old value is gone
+    finally:
+        forkserver.stop()
+    assert spare_children() == []
+
+
 def test_a_killed_spare_is_replaced_and_spawning_goes_on(watcher, pipes):
     forkserver = ForkServer.start([f"{HERE}:report"])
     try:
@@ -508,7 +551,7 @@ def test_a_signal_sent_to_the_new_child_before_the_spare_wakes_up_reaches_the_ch
         spare = wait_for_spare(forkserver)
         os.kill(spare, signal.SIGSTOP)  # a slow wakeup, made certain
         out_read, out_write = pipes.new()
-        in_read, in_write = pipes.new()
+        in_read, _ = pipes.new()
         pid = forkserver.spawn(f"{HERE}:waiter", {}, {"out": out_write, "in": in_read})
         watcher.watch(pid)
         assert pid == spare
