@@ -22,12 +22,12 @@ def _procs_in_use(ctx: ChildContext) -> int:
     walsenders = segment.walsender_slots()
     return sum(
         1
-        for entry, row in segment.activity_entries().items()
+        for entry, (backend_type, user) in segment.activity_owners().items()
         if entry <= segment.max_children
         and entry != ctx.slot
         and entry not in walsenders
-        and row.backend_type == CLIENT_BACKEND
-        and row.user
+        and backend_type == CLIENT_BACKEND
+        and user
     )
 
 

@@ -333,6 +333,19 @@ class Segment:
         row = records.unpack_activity(raw)
         return row if row.pid != 0 else None
 
+    def activity_owners(self) -> dict[int, tuple[str, str]]:
+        """(backend type, user) of every occupied row, by entry: what InitProcess counts
+        PGPROCs by. Only the start of each row is read, not the query and the rest: with
+        hundreds of sessions, every new one counts them all."""
+        owners = {}
+        for entry in self._occupied_entries():
+            raw = records.read_record(self._memory, self._entry_offset(entry), records.ACTIVITY_OWNER_STRUCT.size)
+            if raw is not None:
+                pid, _, backend_type, user = records.ACTIVITY_OWNER_STRUCT.unpack(raw)
+                if pid != 0:
+                    owners[entry] = (records.decode_text(backend_type), records.decode_text(user))
+        return owners
+
     def activity_entries(self) -> dict[int, ActivityRow]:
         """The occupied rows by entry number (an entry up to max_children is that slot's)."""
         rows = {entry: self.read_activity(entry) for entry in self._occupied_entries()}

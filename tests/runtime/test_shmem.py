@@ -285,6 +285,14 @@ def test_a_status_report_rewrites_the_statement_part_and_keeps_who_and_since_whe
     assert (segment.read_activity(4).state, segment.read_activity(4).query) == ("idle", "select 1")
 
 
+def test_activity_owners_name_each_occupied_rows_backend_type_and_user(segment):
+    segment.write_activity(2, ActivityRow(pid=80, backend_type="client backend", user="bob", query="select 1"))
+    segment.write_activity(5, ActivityRow(pid=81, backend_type="walsender"))
+    segment.write_activity(6, ActivityRow(pid=82, backend_type="client backend", user="carol"))
+    segment.clear_activity(6)
+    assert segment.activity_owners() == {2: ("client backend", "bob"), 5: ("walsender", "")}
+
+
 def test_readers_never_see_a_torn_row(segment, server, watcher):
     pid = server.spawn(f"{HERE}:row_writer", {}, {"shmem": segment.fd})
     watcher.watch(pid)
