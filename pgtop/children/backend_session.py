@@ -13,7 +13,6 @@ ends (XactReadOnly is set when a transaction starts), as checked on PostgreSQL 1
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import signal
@@ -25,7 +24,6 @@ from pgtop.children.backend_procs import CLIENT_BACKEND
 from pgtop.children.context import ChildContext
 from pgtop.common import proctitle
 from pgtop.common.activity import BackendActivity
-from pgtop.common.shmem_records import ActivityRow
 from pgtop.core.config import Config
 from pgtop.core.vocabulary import LogLevel, QuitReason
 from pgtop.sql import Engine, SettingInfo, settings_from_config
@@ -125,11 +123,9 @@ class ActivityReporter:
         self.state: str | None = None
         self.query: str | None = None
         self.name = startup.application_name
+        # The row's owner part (user, database, client address) is InitProcess's, written
+        # before this session began (pgtop.children.backend_procs.init_process).
         self.entry = ctx.activity_entry if ctx.segment is not None else None
-        if self.entry is not None:
-            row = ctx.segment.read_activity(self.entry) or ActivityRow(pid=ctx.pid, backend_type=CLIENT_BACKEND)
-            ctx.segment.write_activity(self.entry, dataclasses.replace(
-                row, user=startup.user, database=startup.database, application_name=self.name))  # fmt: skip
 
     def report(self, state: str, query: str) -> None:
         query = query[:1024]

@@ -433,6 +433,7 @@ def serve(config: dict) -> None:
         for name in config["preload"]:
             _PRELOADED[name] = resolve_program(name)
         warm_up(config["preload"])
+        os.close(signal_fd(BLOCKED_UNTIL_HANDLED))  # a spare's wait, made ready for every spare
     except Exception as error:  # noqa: BLE001 - any import failure goes to the postmaster
         channel.send(pickle.dumps(("error", f"{type(error).__name__}: {error}")))
         os._exit(1)

@@ -73,15 +73,27 @@ def sigchld_fd() -> int:
 
 def signal_fd(signums: Iterable[int]) -> int:
     """A non-blocking, close-on-exec signalfd for `signums`, which the caller blocks."""
-    mask = (ctypes.c_ulong * _SIGSET_WORDS)()
-    bits = 8 * ctypes.sizeof(ctypes.c_ulong)
-    for signum in signums:
-        mask[(signum - 1) // bits] |= 1 << ((signum - 1) % bits)
-    fd = _libc.signalfd(-1, ctypes.byref(mask), os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = _libc.signalfd(-1, ctypes.byref(_sigset(frozenset(signums))), os.O_NONBLOCK | os.O_CLOEXEC)
     if fd < 0:
         error = ctypes.get_errno()
         raise OSError(error, f"could not create signalfd: {os.strerror(error)}")
     return fd
+
+
+_SIGSETS: dict[frozenset[int], ctypes.Array[ctypes.c_ulong]] = {}
+
+
+def _sigset(signums: frozenset[int]) -> ctypes.Array[ctypes.c_ulong]:
+    """A sigset_t, made once per set of signals (a fork server's spares each make the same
+    one: made in the server, it is every spare's already)."""
+    mask = _SIGSETS.get(signums)
+    if mask is None:
+        mask = (ctypes.c_ulong * _SIGSET_WORDS)()
+        bits = 8 * ctypes.sizeof(ctypes.c_ulong)
+        for signum in signums:
+            mask[(signum - 1) // bits] |= 1 << ((signum - 1) % bits)
+        _SIGSETS[signums] = mask
+    return mask
 
 
 def drain_signalfd(fd: int) -> None:
