@@ -108,10 +108,10 @@ def _quickdie(ctx: ChildContext, sock: socket.socket) -> None:
 
 
 class ActivityReporter:
-    """pgstat_report_activity() and the ps display. The row is this backend's own: it is
-    written whole once, then each report rewrites only its changing part (application name,
-    state, query, state change), as PostgreSQL's backends write their own PgBackendStatus.
-    Two reports per statement are most of a `SELECT 1`'s bookkeeping."""
+    """pgstat_report_activity() and the ps display. The row is this backend's own, and who
+    the backend is was written by InitProcess: each report rewrites only the statement part
+    (application name, state, query, state change), as PostgreSQL's backends write their
+    own PgBackendStatus. Two reports per statement are most of a `SELECT 1`'s bookkeeping."""
 
     def __init__(
         self, ctx: ChildContext, startup: StartupMessage, title_host: str, application_name: Callable[[], str]

@@ -39,7 +39,7 @@ from pgtop.common.shmem_records import ActivityRow, Counters
 from pgtop.core.vocabulary import SPECIAL_KINDS, ChildKind, PMSignalReason, QuitReason
 
 MAGIC = b"PGTOPSHM"
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: an activity row's statement part moved to its end
 MAX_SLOTS = 1 << 20
 
 # Activity rows for the special kinds, after the slot rows, in ChildKind order.

@@ -2,10 +2,10 @@
 
 A snapshot is published after every ServerLoop wakeup that changed something; subscribers
 (the dashboard, the control socket) get the newest one. With no subscriber, none is built
-until someone asks for `latest` (`pgtop ctl status`): a headless postmaster under a stream of
-connections would otherwise read every activity row twice per connection for nobody. psutil figures (CPU%, RSS) are
-sampled every two seconds by a small thread, and only while a viewer asked for them
-(`start_sampling`), so an idle `pgtop run` stays idle.
+until someone asks for `latest` (`pgtop ctl status`): a headless postmaster under a stream
+of connections would otherwise read every activity row twice per connection for nobody.
+psutil figures (CPU%, RSS) are sampled every two seconds by a small thread, and only while
+a viewer asked for them (`start_sampling`), so an idle `pgtop run` stays idle.
 """
 
 from __future__ import annotations

@@ -274,6 +274,7 @@ _REMEMBER_PLANS = 64  # table-free analyses a session keeps
 
 
 def _statements(query: str) -> tuple[Statement, ...]:
+    """The statements of a query string, each with its text, transaction control and tag."""
     with _STACK_GUARD:
         raws = parse_script(query)
     statements = []
