@@ -499,14 +499,21 @@ def warm_up(preload: Sequence[str]) -> None:
     """Call `warm_up()` of each preloaded program's module that has one, before gc.freeze():
     whatever it fills once here (regular expression and other caches, lazily imported
     modules, the interpreter's specialized bytecode) every child then shares copy-on-write
-    instead of building it again. An optimization only: a failing warm-up is skipped."""
+    instead of building it again."""
+    _call_program_hooks(preload, "warm_up")
+
+
+def _call_program_hooks(preload: Sequence[str], hook_name: str, *args: object) -> None:
+    """Call `hook_name(*args)` of each preloaded program's module that has one. The hooks
+    are optimizations only: one that fails is skipped, and the children do that work
+    themselves, only slower."""
     for name in preload:
         module_name = name.partition(":")[0] if ":" in name else f"pgtop.children.{name}"
-        hook = getattr(sys.modules.get(module_name), "warm_up", None)
+        hook = getattr(sys.modules.get(module_name), hook_name, None)
         if callable(hook):
             try:
-                hook()
-            except Exception:  # noqa: BLE001, S110 - the children still work, only slower
+                hook(*args)
+            except Exception:  # noqa: BLE001, S110 - see the docstring
                 pass
 
 
@@ -523,14 +530,7 @@ def _take_shared(payload: bytes, preload: Sequence[str]) -> None:
     version, values = pickle.loads(payload)
     _SHARED.update(values)
     _shared_version = version
-    for name in preload:
-        module_name = name.partition(":")[0] if ":" in name else f"pgtop.children.{name}"
-        hook = getattr(sys.modules.get(module_name), "prepare_shared", None)
-        if callable(hook):
-            try:
-                hook(_SHARED)
-            except Exception:  # noqa: BLE001, S110 - an optimization: the child derives it itself
-                pass
+    _call_program_hooks(preload, "prepare_shared", _SHARED)
 
 
 def _unpack_request(message: bytes) -> tuple[str, dict[str, object], list[str]]:
