@@ -544,7 +544,10 @@ def _unpack_request(message: bytes) -> tuple[str, dict[str, object], list[str]]:
 
 
 def resolve_program(kind: str) -> Callable[..., int]:
-    """`checkpointer` -> pgtop.children.checkpointer.main; `pkg.module:function` as named."""
+    """`checkpointer` -> pgtop.children.checkpointer.main; `pkg.module:function` as named.
+    A kind the server preloaded is looked up in a dict: a spare does it on a respawn's way."""
+    if (program := _PRELOADED.get(kind)) is not None:
+        return program
     module_name, _, function = kind.partition(":")
     if not function:
         if not kind.isidentifier():
@@ -584,7 +587,7 @@ def _handle(
 
 def fork_spare(channel: socket.socket, death_fd: int, postmaster: int, rehearsal: bytes = b"") -> bool:
     """Fork a child ahead of need, as Android's zygote keeps unspecialized app processes, and
-    send the postmaster its PID and its socket (a ("spare", pid) note): the next spawn of a
+    send the postmaster its PID and its socket (a ("spare", (pid, shared version)) note): the next spawn of a
     preloaded kind hands the request to it directly, and it becomes that child without a
     fork, or even the server, on the way (clone3, the interpreter's after-fork work and the
     first copy-on-write faults were most of a respawn). The server forks the next one as
@@ -630,7 +633,7 @@ def _wait_for_work(sock: socket.socket, death_fd: int, postmaster: int, rehearsa
             os._exit(0)  # the postmaster closed our socket, or is gone
         sock.close()
         kind, args, names = _unpack_request(message)
-        program = _PRELOADED.get(kind) or resolve_program(kind)  # resolved by the server at start
+        program = resolve_program(kind)
     except BaseException:  # noqa: BLE001 - report, then exit: never into the server loop
         import traceback
 
