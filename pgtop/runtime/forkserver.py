@@ -11,8 +11,9 @@ stays small, which keeps every later fork cheap.
 
 Children must be the postmaster's own children, so that it reaps them and reads their true
 exit status. The server forks them with clone3(CLONE_PARENT): the kernel makes the new process
-a child of the server's parent, the postmaster, from its first instant. It is the same fork
-os.fork() does (PyOS_BeforeFork / AfterFork around the system call), with one flag more.
+a child of the server's parent, the postmaster, from its first instant. It is the fork
+os.fork() does with one flag more, and without Python's at-fork work, which only a process
+with several threads needs (see _clone_parent).
 Where clone3 is refused (old kernels, some seccomp profiles) the server falls back to a double
 fork: the postmaster is a child subreaper, the intermediate exits at once, and the kernel hands
 the child to the postmaster. That costs a second fork (~2 ms more; see bench/spawn.py).
@@ -624,9 +625,9 @@ def _wait_for_work(sock: socket.socket, death_fd: int, postmaster: int, rehearsa
         set_parent_death_signal(signal.SIGKILL)
         if os.getppid() != postmaster:
             os._exit(1)  # it died before PDEATHSIG was armed
-        set_title(SPARE_TITLE)
         os.setsid()  # what start_child would do first, done before there is a hurry
         _rehearse(rehearsal)
+        set_title(SPARE_TITLE)  # last: `ps` shows a spare once it is about to wait
         _wait_for_request(sock)
         message, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
         if not message:
@@ -708,27 +709,63 @@ class _CloneArgs(ctypes.Structure):
 def _clone_parent() -> int:
     """os.fork(), but the child's parent is our parent (the postmaster).
 
-    Python's own at-fork work runs as in os.fork (PyOS_BeforeFork / AfterFork: import lock,
-    thread states, os.register_at_fork hooks such as random's reseed). What is skipped is
-    glibc's fork() wrapper: C libraries' pthread_atfork handlers (none in this small,
-    single-threaded server) and the refresh of glibc's cached thread id, which glibc 2.34+
-    no longer relies on to signal the calling thread.
+    What is skipped is glibc's fork() wrapper: C libraries' pthread_atfork handlers (none
+    in this small, single-threaded server) and the refresh of glibc's cached thread id,
+    which glibc 2.34+ no longer relies on to signal the calling thread.
+
+    Python's own at-fork work (PyOS_BeforeFork / AfterFork) is skipped too while the server
+    has one thread, which is always, since nothing in it starts one. That work makes a
+    forked interpreter safe when other threads held its locks: it re-creates the GIL, the
+    import lock and the runtime's mutexes, deletes the other threads' states, and runs the
+    os.register_at_fork hooks (threading's, which rebuilds its locks and thread table;
+    logging's; concurrent.futures'). With one thread no lock can be held by anyone else
+    and there is no other thread state, so the child's copy of each is already right. Yet
+    it is ~250 copy-on-write faults, a quarter of what a backend copies in all: the hooks'
+    code, the objects it touches, threading's tables, all written and so copied in every
+    child (an interpreter's fork is ~270 faults with it, ~60 without, measured in the
+    server). The one hook whose effect matters with one thread, random's reseed, is done
+    where it is needed (see `_reseed_random`).
     """
     # No exit_signal with CLONE_PARENT: the child inherits ours (SIGCHLD), as the kernel wants.
     args = _CloneArgs(flags=CLONE_PARENT)
+    lean = _one_thread()
     api = ctypes.pythonapi
-    api.PyOS_BeforeFork()
+    if not lean:
+        api.PyOS_BeforeFork()
     pid = _libc_holding_gil.syscall(
         ctypes.c_long(SYS_CLONE3), ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args))
     )
     if pid == 0:
-        api.PyOS_AfterFork_Child()
+        if not lean:
+            api.PyOS_AfterFork_Child()
         return 0
     error = ctypes.get_errno()
-    api.PyOS_AfterFork_Parent()
+    if not lean:
+        api.PyOS_AfterFork_Parent()
     if pid < 0:
         raise OSError(error, os.strerror(error))
     return pid
+
+
+def _one_thread() -> bool:
+    """Whether this process has a single thread, as the kernel counts them (threads started
+    without the threading module included)."""
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:  # no /proc: assume the worst
+        return False
+
+
+def _reseed_random(program: Callable[..., int]) -> None:
+    """Every child must draw random numbers of its own, not the sequence of the server's
+    generator that all of them copied: reseed the random module's shared generator, as its
+    at-fork hook does (skipped by a lean fork, see _clone_parent), for a program that is not
+    pgtop's own (a background worker's, say). pgtop's own programs do not use that
+    generator (SQL's random() has one per backend), and reseeding it costs ~50 copy-on-write
+    faults, so they are spared it."""
+    ours = getattr(program, "__module__", "").startswith("pgtop.")
+    if not ours and (random := sys.modules.get("random")) is not None:
+        random.seed()
 
 
 def _double_fork() -> tuple[int, int]:
@@ -781,6 +818,7 @@ def _become_child(
             set_parent_death_signal(signal.SIGKILL)
             if os.getppid() != postmaster:
                 os._exit(1)  # it died just before PDEATHSIG was armed
+        _reseed_random(program)
         from pgtop.children.context import start_child
 
         code = start_child(program, kind, args, fds, postmaster, session_leader=spare)

@@ -8,6 +8,7 @@ declared types. Strict functions return NULL for any NULL argument without being
 from __future__ import annotations
 
 import datetime as dt
+import os
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -73,6 +74,20 @@ def _set_config(ctx: Any, name: str, value: str, local: bool) -> str:
     return ctx.settings.get(name)
 
 
+_generators: dict[int, random.Random] = {}
+
+
+def _generator() -> random.Random:
+    """This process's own generator for random(), seeded from the system's randomness when
+    it first asks, as a PostgreSQL backend seeds its own: backends are forked from one
+    server, and a generator made before the fork would give all of them the same numbers."""
+    pid = os.getpid()
+    if (generator := _generators.get(pid)) is None:
+        _generators.clear()
+        generator = _generators[pid] = random.Random()
+    return generator
+
+
 def _sleep(ctx: Any, seconds: float) -> str:
     ctx.env.sleep(seconds)
     return ""
@@ -120,7 +135,7 @@ _FUNCTIONS = [
     Builtin("pg_cancel_backend", (INT4,), BOOL, _cancel),
     Builtin("pg_current_wal_lsn", (), PG_LSN, _current_wal_lsn),
     Builtin("current_database", (), NAME, lambda ctx: ctx.database),
-    Builtin("random", (), FLOAT8, lambda ctx: random.random()),
+    Builtin("random", (), FLOAT8, lambda ctx: _generator().random()),
     Builtin("abs", (INT4,), INT4, _abs(INT4)),
     Builtin("abs", (INT8,), INT8, _abs(INT8)),
     Builtin("abs", (NUMERIC,), NUMERIC, _abs(NUMERIC)),

@@ -67,6 +67,17 @@ def test_transactions_and_tables(cluster: Cluster) -> None:
         assert conn.execute("select count(*) from sessions_t").fetchone() == (1,)
 
 
+def test_each_session_draws_its_own_random_numbers(cluster: Cluster) -> None:
+    # Backends are forked from one server: a generator they all copied would give each
+    # the same numbers.
+    draws = []
+    for _ in range(2):
+        with connect(cluster) as conn:
+            draws.append(conn.execute("select random(), random()").fetchone())
+    assert draws[0] != draws[1]
+    assert all(0 <= x < 1 for pair in draws for x in pair)
+
+
 def test_pg_stat_activity_and_ps_show_every_session(cluster: Cluster) -> None:
     with connect(cluster, application_name="local-one") as local, connect(cluster, tcp=True) as remote:
         local_pid, remote_pid = local.info.backend_pid, remote.info.backend_pid

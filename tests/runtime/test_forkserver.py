@@ -97,6 +97,30 @@ def shared_report(ctx) -> int:
     return 0
 
 
+def interpreter_report(ctx) -> int:
+    """Report what a fork that skipped Python's at-fork work could have left wrong: the
+    random generator, threading's view of the only thread, and whether a thread and an
+    import still work."""
+    import random
+    import threading
+    from importlib import import_module
+
+    results = []
+    worker = threading.Thread(target=lambda: results.append(threading.get_ident()))
+    worker.start()
+    worker.join(5.0)
+    facts = {
+        "random": random.random(),
+        "main": threading.current_thread() is threading.main_thread(),
+        "ident": threading.main_thread().ident == threading.get_ident(),
+        "thread_ran": len(results) == 1 and results[0] != threading.get_ident(),
+        "threads_after": threading.active_count(),
+        "import": import_module("colorsys").__name__,
+    }
+    os.write(ctx.fds["out"], (json.dumps(facts) + "\n").encode())
+    return 0
+
+
 def logger(ctx) -> int:
     ctx.log(LogLevel.LOG, "checkpoint starting: time", detail="a detail", hint="a hint")
     ctx.log(LogLevel.DEBUG1, "not shown at log_min_messages=warning")
@@ -230,6 +254,23 @@ def test_child_starts_with_default_dispositions_and_only_the_postmaster_signals_
         assert wait_exit(watcher, pid) == ExitStatus.exited(0)
     finally:
         forkserver.stop()
+
+
+def test_children_have_a_sound_interpreter_and_random_numbers_of_their_own(server, watcher, pipes):
+    # The server forks without Python's at-fork work while it has one thread (a quarter of a
+    # child's copy-on-write faults): the child's interpreter must still be whole.
+    out_read, out_write = pipes.new()
+    draws = []
+    for _ in range(2):
+        pid = server.spawn(f"{HERE}:interpreter_report", {}, {"out": out_write})
+        watcher.watch(pid)
+        facts = json.loads(read_line(out_read))
+        assert wait_exit(watcher, pid) == ExitStatus.exited(0)
+        assert facts["main"] and facts["ident"] and facts["thread_ran"]
+        assert facts["threads_after"] == 1
+        assert facts["import"] == "colorsys"
+        draws.append(facts["random"])
+    assert draws[0] != draws[1]
 
 
 def test_bad_requests_fail_with_a_clear_error_and_the_server_carries_on(server, watcher, pipes):
@@ -419,11 +460,12 @@ POSTMASTER_SCRIPT = textwrap.dedent(
 
 
 def spare_children() -> list[int]:
-    """This process's children titled as a fork server's spare."""
+    """This process's children titled as a fork server's spare and asleep: a spare titles
+    itself just before it waits for work, and nothing between the two sleeps."""
     found = []
     for child in psutil.Process().children():
         try:
-            if child.cmdline()[:1] == [SPARE_TITLE]:
+            if child.cmdline()[:1] == [SPARE_TITLE] and child.status() == psutil.STATUS_SLEEPING:
                 found.append(child.pid)
         except psutil.NoSuchProcess:
             pass
