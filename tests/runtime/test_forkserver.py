@@ -472,6 +472,18 @@ def spare_children() -> list[int]:
     return found
 
 
+def wait_until_taken(pid: int, signum: int, timeout: float = 5.0) -> None:
+    """Until `signum` no longer waits in the process's pending sets (/proc/PID/status)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(f"/proc/{pid}/status") as status:
+            masks = [int(line.split()[1], 16) for line in status if line.startswith(("SigPnd:", "ShdPnd:"))]
+        if not any(mask & (1 << (signum - 1)) for mask in masks):
+            return
+        assert time.monotonic() < deadline, f"signal {signum} still pending in {pid} after {timeout} s"
+        time.sleep(0.001)
+
+
 def wait_for_spare(forkserver: ForkServer, timeout: float = 5.0) -> int:
     """The spare child, once `ps` shows it and the postmaster's end holds it (the server's
     note can come a moment after the spare has titled itself)."""
@@ -571,6 +583,7 @@ def test_a_signal_sent_to_the_spare_is_not_delivered_to_the_child_it_becomes(wat
     try:
         spare = wait_for_spare(forkserver)
         os.kill(spare, signal.SIGTERM)  # blocked in the spare: it would wait, pending
+        wait_until_taken(spare, signal.SIGTERM)  # sent before the request, not with it
         out_read, out_write = pipes.new()
         in_read, in_write = pipes.new()
         pid = forkserver.spawn(f"{HERE}:waiter", {}, {"out": out_write, "in": in_read})
