@@ -144,7 +144,7 @@ class ThreadedServer:
                 if self.password is not None and not self._authenticate(stream, packet.user):
                     return
                 conn.settimeout(None)
-                self._run_session(stream, packet, address)
+                self._run_session(conn, stream, packet, address)
         except OSError:
             pass
 
@@ -163,7 +163,7 @@ class ThreadedServer:
             stream.flush()
         return ok
 
-    def _run_session(self, stream: MessageStream, packet, address: str) -> None:  # type: ignore[no-untyped-def]
+    def _run_session(self, conn: socket.socket, stream: MessageStream, packet, address: str) -> None:  # type: ignore[no-untyped-def]
         pid, key = next(self._pids), secrets.randbits(32)
         interrupts = Interrupts()
         env = MemoryEnvironment(pid, interrupts=interrupts, terminate=self._terminate,
@@ -179,6 +179,7 @@ class ThreadedServer:
         try:
             self.endings.append(session.run())
         finally:
+            conn.close()  # as a backend's exit would, before it leaves the table
             with self._lock:
                 del self.backends[pid]
             interrupts.close()
