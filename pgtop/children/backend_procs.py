@@ -14,32 +14,17 @@ RESERVED_FOR_SUPERUSER = Diagnostic(
 )
 
 
-def _procs_in_use(ctx: ChildContext) -> int:
-    """Client backends other than this one that hold a PGPROC: their activity row names a
-    user (set when the PGPROC is taken). Walsenders draw from their own pool."""
-    segment = ctx.segment
-    assert segment is not None
-    walsenders = segment.walsender_slots()
-    return sum(
-        1
-        for entry, (backend_type, user) in segment.activity_owners().items()
-        if entry <= segment.max_children
-        and entry != ctx.slot
-        and entry not in walsenders
-        and backend_type == CLIENT_BACKEND
-        and user
-    )
-
-
 def init_process(ctx: ChildContext, startup: StartupMessage, host: str | None) -> bool:
     """InitProcess(): take a PGPROC from the client backends' free list, False if none is
-    left. The count and the take happen under one lock, as under ProcStructLock."""
+    left. The count and the take happen under one lock, as under ProcStructLock.
+    Walsenders draw from a pool of their own and never come here."""
     segment = ctx.segment
     if segment is None or ctx.slot is None:
         return True  # no shared memory (a test harness): nothing to count
     with segment.proc_lock():
-        if _procs_in_use(ctx) >= ctx.args["config"].max_connections:
+        if segment.procs_in_use(besides=ctx.slot) >= ctx.args["config"].max_connections:
             return False
+        segment.take_proc(ctx.slot)
         ctx.report_activity(
             user=startup.user,
             database=startup.database,
@@ -55,4 +40,4 @@ def have_free_procs(ctx: ChildContext, wanted: int) -> bool:
         return True
     with ctx.segment.proc_lock():
         # This backend's own PGPROC is in use too.
-        return ctx.args["config"].max_connections - _procs_in_use(ctx) - 1 >= wanted
+        return ctx.args["config"].max_connections - ctx.segment.procs_in_use(besides=ctx.slot) - 1 >= wanted

@@ -307,7 +307,10 @@ class ChildContext:
     # -- the end ------------------------------------------------------------------------
 
     def clean_exit(self) -> None:
-        """proc_exit's shared-memory cleanup: slot back to ASSIGNED, activity row cleared."""
+        """proc_exit's shared-memory cleanup: PGPROC released, slot back to ASSIGNED,
+        activity row cleared."""
+        if self.segment is not None and self.slot is not None:
+            self.segment.release_proc(self.slot)
         self.mark_inactive()
         entry = self.activity_entry
         if entry is not None:

@@ -39,7 +39,7 @@ from pgtop.common.shmem_records import ActivityRow, Counters
 from pgtop.core.vocabulary import SPECIAL_KINDS, ChildKind, PMSignalReason, QuitReason
 
 MAGIC = b"PGTOPSHM"
-LAYOUT_VERSION = 2  # 2: an activity row's statement part moved to its end
+LAYOUT_VERSION = 3  # 2: an activity row's statement part moved to its end; 3: the PGPROC array
 MAX_SLOTS = 1 << 20
 
 # Activity rows for the special kinds, after the slot rows, in ChildKind order.
@@ -91,8 +91,12 @@ class _Layout:
         return self.counters + _align(records.COUNT_SIZE + records.COUNTERS_STRUCT.size)
 
     @property
-    def activity(self) -> int:
+    def procs(self) -> int:
         return self.child_flags + _align(self.max_children)
+
+    @property
+    def activity(self) -> int:
+        return self.procs + _align(self.max_children)
 
     row_size = _align(records.COUNT_SIZE + records.ACTIVITY_STRUCT.size)
 
@@ -268,10 +272,12 @@ class Segment:
 
     def release_slot(self, slot: int) -> bool:
         """ReleasePostmasterChildSlot(): False if the child left it ACTIVE or WALSENDER,
-        i.e. it never cleaned up (the dead-man switch). The slot is UNUSED afterwards."""
+        i.e. it never cleaned up (the dead-man switch). The slot is UNUSED afterwards, and
+        no PGPROC is held in its name (a child that left without ProcKill held it)."""
         offset = self._slot_offset(slot)
         released = self._memory[offset] == SlotState.ASSIGNED
         self._memory[offset] = SlotState.UNUSED
+        self._memory[self._proc_offset(slot)] = 0
         return released
 
     def slot_state(self, slot: int) -> SlotState:
@@ -291,6 +297,27 @@ class Segment:
         start = self._layout.child_flags
         states = self._memory[start : start + self._layout.max_children]
         return frozenset(i + 1 for i, state in enumerate(states) if state == SlotState.WALSENDER)
+
+    # -- PGPROCs ------------------------------------------------------------------------
+
+    def _proc_offset(self, slot: int) -> int:
+        return self._slot_offset(slot) - self._layout.child_flags + self._layout.procs
+
+    def procs_in_use(self, *, besides: int | None = None) -> int:
+        """Client backends holding a PGPROC (ProcGlobal's free list, seen from the other
+        side), other than the one in slot `besides`: one byte per slot, so a new backend
+        counts them in one pass over a few hundred bytes, not over every activity row."""
+        start = self._layout.procs
+        held = self._memory[start : start + self._layout.max_children].count(1)
+        return held - (besides is not None and self._memory[self._proc_offset(besides)] == 1)
+
+    def take_proc(self, slot: int) -> None:
+        """InitProcess(): slot's backend holds a PGPROC now (under proc_lock)."""
+        self._memory[self._proc_offset(slot)] = 1
+
+    def release_proc(self, slot: int) -> None:
+        """ProcKill(): the PGPROC goes back to the free list."""
+        self._memory[self._proc_offset(slot)] = 0
 
     # -- backend activity ---------------------------------------------------------------
 
@@ -332,19 +359,6 @@ class Segment:
             return None
         row = records.unpack_activity(raw)
         return row if row.pid != 0 else None
-
-    def activity_owners(self) -> dict[int, tuple[str, str]]:
-        """(backend type, user) of every occupied row, by entry: what InitProcess counts
-        PGPROCs by. Only the start of each row is read, not the query and the rest: with
-        hundreds of sessions, every new one counts them all."""
-        owners = {}
-        for entry in self._occupied_entries():
-            raw = records.read_record(self._memory, self._entry_offset(entry), records.ACTIVITY_OWNER_STRUCT.size)
-            if raw is not None:
-                pid, _, backend_type, user = records.ACTIVITY_OWNER_STRUCT.unpack(raw)
-                if pid != 0:
-                    owners[entry] = (records.decode_text(backend_type), records.decode_text(user))
-        return owners
 
     def activity_entries(self) -> dict[int, ActivityRow]:
         """The occupied rows by entry number (an entry up to max_children is that slot's)."""

@@ -32,7 +32,6 @@ _ACTIVITY_STATUS = "64s32s1024sd"
 ACTIVITY_STRUCT = struct.Struct("<" + _ACTIVITY_FIXED + _ACTIVITY_STATUS)
 ACTIVITY_STATUS_STRUCT = struct.Struct("<" + _ACTIVITY_STATUS)
 ACTIVITY_STATUS_OFFSET = struct.calcsize("<" + _ACTIVITY_FIXED)
-ACTIVITY_OWNER_STRUCT = struct.Struct("<iI32s64s")  # the row's start: pid, cancel key, backend type, user
 _READ_PATIENCE = 0.1  # seconds a reader waits for a writer that stopped mid-row (it died)
 
 

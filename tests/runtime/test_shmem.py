@@ -285,12 +285,17 @@ def test_a_status_report_rewrites_the_statement_part_and_keeps_who_and_since_whe
     assert (segment.read_activity(4).state, segment.read_activity(4).query) == ("idle", "select 1")
 
 
-def test_activity_owners_name_each_occupied_rows_backend_type_and_user(segment):
-    segment.write_activity(2, ActivityRow(pid=80, backend_type="client backend", user="bob", query="select 1"))
-    segment.write_activity(5, ActivityRow(pid=81, backend_type="walsender"))
-    segment.write_activity(6, ActivityRow(pid=82, backend_type="client backend", user="carol"))
-    segment.clear_activity(6)
-    assert segment.activity_owners() == {2: ("client backend", "bob"), 5: ("walsender", "")}
+def test_pgprocs_are_taken_and_released_per_slot_and_freed_with_the_slot(segment):
+    first, second = segment.assign_slot(), segment.assign_slot()
+    assert segment.procs_in_use() == 0
+    segment.take_proc(first)
+    segment.take_proc(second)
+    assert segment.procs_in_use() == 2
+    assert segment.procs_in_use(besides=first) == 1  # InitProcess counts the others
+    segment.release_proc(first)  # ProcKill
+    assert segment.procs_in_use() == 1 and segment.procs_in_use(besides=first) == 1
+    segment.release_slot(second)  # it died without ProcKill: the postmaster frees it
+    assert segment.procs_in_use() == 0
 
 
 def test_readers_never_see_a_torn_row(segment, server, watcher):
