@@ -93,9 +93,12 @@ def crash_cycle(server: Server, victim: int, timeout: float = 30.0) -> tuple[flo
         fresh = server.expected_aux <= aux.keys() and not old & set(aux.values())
         return time.perf_counter() if fresh else None
 
+    # The death's log line comes first, before any child is started again, so it is waited
+    # for first: the log's reader thread stamps a line only once it holds the GIL, and the
+    # process-table polling below would hold it most of the time.
+    noticed, line = server.log.wait_for(rf"\(PID {victim}\) was terminated by signal 9", after=mark, timeout=timeout)
     children_back = poll_until(all_back, timeout, 0.0005)
     ready, _ = server.log.wait_for(READY, after=mark, timeout=timeout)
-    noticed, line = server.log.wait_for(rf"\(PID {victim}\) was terminated by signal 9", after=mark, timeout=timeout)
     cycle = (max(children_back, ready) - began) * 1000
     return cycle, (noticed - died) * 1000, (log_time(line) - killed_wall) * 1000
 
