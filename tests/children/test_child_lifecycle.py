@@ -64,7 +64,9 @@ def start(postmaster: Postmaster, kind: Kind) -> int:
     if kind.standby:  # a standby's startup process keeps running, waiting for WAL
         Path(postmaster.datadir, "standby.signal").write_text("")
     pid = postmaster.spawn(kind.kind, config(**kind.settings), bgworker=kind.bgworker)
-    postmaster.wait_started(pid, kind.title)
+    # A standby's startup process logs its way to a consistent state, then waits for WAL:
+    # its lines are all out once its title says so.
+    postmaster.wait_started(pid, f"{kind.title} waiting for" if kind.standby else kind.title)
     return pid
 
 
