@@ -309,7 +309,9 @@ class Segment:
         counts them in one pass over a few hundred bytes, not over every activity row."""
         start = self._layout.procs
         held = self._memory[start : start + self._layout.max_children].count(1)
-        return held - (besides is not None and self._memory[self._proc_offset(besides)] == 1)
+        if besides is not None and self._memory[self._proc_offset(besides)] == 1:
+            held -= 1
+        return held
 
     def take_proc(self, slot: int) -> None:
         """InitProcess(): slot's backend holds a PGPROC now (under proc_lock)."""

@@ -722,9 +722,9 @@ def _clone_parent() -> int:
     and there is no other thread state, so the child's copy of each is already right. Yet
     it is ~250 copy-on-write faults, a quarter of what a backend copies in all: the hooks'
     code, the objects it touches, threading's tables, all written and so copied in every
-    child (an interpreter's fork is ~270 faults with it, ~60 without, measured in the
-    server). The one hook whose effect matters with one thread, random's reseed, is done
-    where it is needed (see `_reseed_random`).
+    child (an interpreter's fork in the server is ~310 faults with it, ~60 without). The
+    one hook whose effect matters with one thread, random's reseed, is done where it is
+    needed (see `_reseed_random`).
     """
     # No exit_signal with CLONE_PARENT: the child inherits ours (SIGCHLD), as the kernel wants.
     args = _CloneArgs(flags=CLONE_PARENT)
