@@ -587,18 +587,18 @@ def _handle(
 
 
 def fork_spare(channel: socket.socket, death_fd: int, postmaster: int, rehearsal: bytes = b"") -> bool:
-    """Fork a child ahead of need, as Android's zygote keeps unspecialized app processes, and
-    send the postmaster its PID and its socket (a ("spare", (pid, shared version)) note): the next spawn of a
-    preloaded kind hands the request to it directly, and it becomes that child without a
-    fork, or even the server, on the way (clone3, the interpreter's after-fork work and the
-    first copy-on-write faults were most of a respawn). The server forks the next one as
-    soon as it is told the last was taken (SPARE_TAKEN): under a stream of connections
-    (pgbench -C) the next one then mostly finds a spare, and the postmaster waits for no
-    fork. (Waiting for 5 ms of quiet first, so as not to compete with the child just
-    started, left most of those connections to a fork on demand, and cost a respawn
-    nothing measurable when dropped.) Like every child a spare is the
-    postmaster's (CLONE_PARENT), holds the death pipe and PDEATHSIG, and leaves on EOF from
-    the postmaster's end of its socket. False if clone3 is refused here."""
+    """Fork a child ahead of need, as Android's zygote keeps unspecialized app processes,
+    and send the postmaster its PID and its socket (a ("spare", (pid, shared version))
+    note): the next spawn of a preloaded kind hands the request to it directly, and it
+    becomes that child without a fork, or even the server, on the way (clone3 and the first
+    copy-on-write faults were most of a respawn). The server forks the next one as soon as
+    it is told the last was taken (SPARE_TAKEN): under a stream of connections (pgbench -C)
+    the next one then mostly finds a spare, and the postmaster waits for no fork. (Waiting
+    for 5 ms of quiet first, so as not to compete with the child just started, left most of
+    those connections to a fork on demand, and cost a respawn nothing measurable when
+    dropped.) Like every child a spare is the postmaster's (CLONE_PARENT), holds the death
+    pipe and PDEATHSIG, and leaves on EOF from the postmaster's end of its socket. False if
+    clone3 is refused here."""
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
         pid = _clone_parent()

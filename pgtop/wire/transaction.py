@@ -29,6 +29,8 @@ class BlockState(enum.Enum):
     BLOCK = "block"
     FAILED = "failed"
 
+
+# ReadyForQuery's status byte for each state (an implicit block reports idle, as PostgreSQL's does).
 _STATUS = {BlockState.IDLE: "I", BlockState.IMPLICIT: "I", BlockState.BLOCK: "T", BlockState.FAILED: "E"}
 
 NO_TRANSACTION = Diagnostic("WARNING", "25P01", "there is no transaction in progress")
