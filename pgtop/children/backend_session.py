@@ -152,7 +152,7 @@ def server_settings(config: Config) -> Mapping[str, SettingInfo]:
     """settings_from_config, once per configuration. The configuration is one the fork
     server keeps (ForkServer shared values) and derives this from when it gets a new one
     (pgtop.children.backend.prepare_shared), so a backend finds it done, like the GUC
-    values a PostgreSQL backend inherits by fork. Read only: the session copies it."""
+    values a PostgreSQL backend inherits by fork. Read only: the session reads it in place."""
     global _server_settings
     if _server_settings is None or _server_settings[0] is not config:
         _server_settings = (config, settings_from_config(config))

@@ -115,7 +115,9 @@ def _with_unit(value: int, unit: str) -> str:
 
 class Settings:
     def __init__(self, server: Mapping[str, SettingInfo]) -> None:
-        self._server = dict(server)
+        # Read only and not copied: a backend's is the fork server's, shared copy-on-write
+        # (backend_session.server_settings), and a copy would write to every entry's page.
+        self._server = server
         self._session_defaults: dict[str, str] = {}  # from the startup packet
         self._values: dict[str, str] = {}  # SET
         self._local: dict[str, str] = {}  # SET LOCAL
