@@ -34,7 +34,6 @@ from textual.widgets import Label
 from pgtop.core.vocabulary import Shutdown
 from pgtop.ui.app import PgtopApp
 from pgtop.ui.launch import DashboardController, build_dashboard, supervised
-from pgtop.ui.rows import CHILD_COLUMN
 from pgtop.ui.screens.confirm_screen import ConfirmScreen
 from pgtop.ui.widgets.caption import Caption
 from pgtop.ui.widgets.children_table import ChildrenTable
@@ -96,10 +95,10 @@ class Dashboard:
         return any(re.search(pattern, line) for line in self.log_lines())
 
     def children(self) -> list[dict[str, str]]:
-        """The children table's rows, top to bottom, as {column: text}."""
+        """The children table's rows, top to bottom, as {column: text} of the columns shown."""
         table = self.app.query_one(ChildrenTable)
         return [
-            {column: str(table.get_row(row.key)[index]) for column, index in CHILD_COLUMN.items()}
+            {column.key.value: str(cell) for column, cell in zip(table.ordered_columns, table.get_row(row.key))}
             for row in table.ordered_rows
         ]
 

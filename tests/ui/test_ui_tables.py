@@ -12,6 +12,7 @@ from textual.renderables.styled import Styled
 from textual.widget import Widget
 from ui_pilot import drive, wait_for
 
+from pgtop.core.reaper import CRASH
 from pgtop.core.state import Child, ExitRecord
 from pgtop.core.vocabulary import ChildKind, ExitStatus, Shutdown
 from pgtop.runtime.snapshot import ProcessStats
@@ -22,9 +23,9 @@ from pgtop.ui.widgets.cluster_facts import ClusterFacts
 
 
 def row(table, key: str) -> dict[str, str]:
-    """The row's cells by column key, as plain text."""
+    """The row's cells by column key, as plain text: the columns shown."""
     cells = table.get_row(key)
-    return {column: Text.from_markup(cell).plain for (column, _, _), cell in zip(table.COLUMNS, cells)}
+    return {column.key.value: Text.from_markup(cell).plain for column, cell in zip(table.ordered_columns, cells)}
 
 
 @contextmanager
@@ -127,6 +128,42 @@ def test_a_restarted_child_replaces_its_predecessor_and_shows_its_lineage(make_a
         assert walwriters[0]["restarts"] == "1"
         assert walwriters[0]["last_exit"] == "exit 0"
         assert walwriters[0]["lineage"] == "4245 → 4518, clean exit, restart this one, back in 4.9 ms"
+
+    drive(app, scenario)
+
+
+def painted(table) -> str:
+    """The table's text as it is drawn, line by line."""
+    return "\n".join(table.render_line(y).text for y in range(table.size.height))
+
+
+def test_a_narrow_table_gives_up_started_rss_and_cpu_for_the_lineage(make_app):
+    """A crash restart's lineage is drawn in full at 160 columns, without the started
+    column, and with every column at 200. At 120 (a presenter's large font) RSS and CPU% go
+    as well, so that the PIDs and the verdict still show. The cursor stays on its child."""
+    app = make_app()
+    lineage = "4245 → 4518, crash, everyone restarts, back in 43.2 ms"
+    restarted = fake.restarted(fake.running_state(), ChildKind.WALWRITER, 4518, ExitStatus.killed(9), CRASH, 0.0432)
+    droppable = {"started", "rss", "cpu"}
+
+    async def scenario(pilot):
+        table = app.query_one(ChildrenTable)
+        app.post_snapshot(fake.snapshot_of(restarted))
+        await pilot.pause()
+        walwriter = next(key.value for key in table.rows if row(table, key.value)["kind"] == "walwriter")
+        table.move_cursor(row=table.get_row_index(walwriter), animate=False)
+        for width, hidden, shown in (
+            (160, {"started"}, lineage),
+            (120, droppable, "4245 → 4518, crash, everyone restarts"),
+            (200, set(), lineage),
+            (160, {"started"}, lineage),
+        ):
+            await pilot.resize_terminal(width, 40)
+            await wait_for(pilot, lambda hidden=hidden: droppable - row(table, walwriter).keys() == hidden)
+            await pilot.pause()
+            assert shown in painted(table)
+            assert ("RSS" in painted(table)) == ("rss" not in hidden)
+            assert table.selected_key == walwriter
 
     drive(app, scenario)
 

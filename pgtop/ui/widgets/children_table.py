@@ -31,6 +31,8 @@ class ChildrenTable(KeyedTable):
     """
 
     COLUMNS = CHILD_COLUMNS
+    DROPPABLE = ("started", "rss", "cpu")
+    LAST_COLUMN_ROOM = 58  # "20536 → 20567, crash, everyone restarts, back in 43.2 ms", and a margin
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -32,19 +32,66 @@ class KeyedTable(DataTable):
     cell's text instead, and repaints only the rows that changed (the whole table once when
     many did). (`_render_cell` is DataTable's, hence the `textual` pin to one major version;
     tests/ui/test_ui_tables.py fails if the cache or the row repaints stop applying.)
+
+    A table narrower than its columns gives up the `DROPPABLE` ones, first to last, until
+    the last column (the one sized to its content) has `LAST_COLUMN_ROOM` cells, and takes
+    them back when it widens: on a presenter's large font, the lineage of a restart matters
+    more than a child's RSS.
     """
 
     COLUMNS: Sequence[tuple[str, str, int | None]] = ()
     """(column key, label, width) for each column; a width of None fits the content."""
+    DROPPABLE: Sequence[str] = ()
+    """Keys of columns the table may hide when it is narrow, the first hidden first."""
+    LAST_COLUMN_ROOM = 0
+    """The cells the last column should have before any column is hidden."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
-        self._cells: dict[str, tuple[str, ...]] = {}
+        self._cells: dict[str, tuple[str, ...]] = {}  # every column's text, shown or not
+        self._shown: tuple[int, ...] = tuple(range(len(self.COLUMNS)))  # indices into COLUMNS
         self._rendered: LRUCache[tuple, SegmentLines] = LRUCache(RENDERED_CELLS)
 
     def on_mount(self) -> None:
-        for key, label, width in self.COLUMNS:
+        self._add_columns()
+
+    def on_resize(self) -> None:
+        shown = self.columns_for(self.scrollable_content_region.width)
+        if shown != self._shown:
+            self._shown = shown
+            self._rebuild()
+
+    def columns_for(self, width: int) -> tuple[int, ...]:
+        """The indices of the columns to show in a table `width` cells wide."""
+        shown = list(range(len(self.COLUMNS)))
+        droppable = [i for key in self.DROPPABLE for i, (name, _, _) in enumerate(self.COLUMNS) if name == key]
+        padding = 2 * self.cell_padding
+        while droppable:
+            fixed = sum((self.COLUMNS[i][2] or 0) + padding for i in shown[:-1])
+            if width - fixed - padding >= self.LAST_COLUMN_ROOM:
+                break
+            shown.remove(droppable.pop(0))
+        return tuple(shown)
+
+    def _add_columns(self) -> None:
+        for index in self._shown:
+            key, label, width = self.COLUMNS[index]
             self.add_column(label, width=width, key=key)
+
+    def _rebuild(self) -> None:
+        """Show the columns of `_shown`: the rows again in their order, the cursor on the
+        same row."""
+        selected = self.selected_key
+        order = [row.key.value for row in self.ordered_rows]
+        self.clear(columns=True)
+        self._add_columns()
+        for key in order:
+            self.add_row(*self._visible(self._cells[key]), key=key)
+        if selected is not None:
+            self.move_cursor(row=self.get_row_index(selected), animate=False)
+
+    def _visible(self, cells: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(cells[index] for index in self._shown)
 
     def sync(self, rows: Mapping[str, tuple[str, ...]], sort_column: str | None = None) -> None:
         """Make the table show exactly `rows`, in place."""
@@ -57,7 +104,7 @@ class KeyedTable(DataTable):
             for key, cells in rows.items():
                 previous = self._cells.get(key)
                 if previous is None:
-                    self.add_row(*cells, key=key)  # appended: the noted rows keep their places
+                    self.add_row(*self._visible(cells), key=key)  # appended: the noted rows keep their places
                     added = True
                 elif previous != cells:
                     self._update_changed(key, previous, cells)
@@ -70,9 +117,10 @@ class KeyedTable(DataTable):
     def _update_changed(self, key: str, previous: tuple[str, ...], cells: tuple[str, ...]) -> None:
         self._row_being_updated = self.get_row_index(key)
         try:
-            for (column, _, width), old, new in zip(self.COLUMNS, previous, cells):
-                if old != new:
-                    self.update_cell(key, column, new, update_width=width is None)
+            for index in self._shown:
+                if previous[index] != cells[index]:
+                    column, _, width = self.COLUMNS[index]
+                    self.update_cell(key, column, cells[index], update_width=width is None)
         finally:
             self._row_being_updated = None
 
