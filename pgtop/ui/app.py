@@ -27,6 +27,8 @@ from pgtop.ui.widgets.children_table import ChildrenTable
 from pgtop.ui.widgets.cluster_pane import ClusterPane
 from pgtop.ui.widgets.status_line import StatusLine
 
+OVERVIEW_WIDTH = 116  # the banner's 40 columns, the facts' 36 ("connsAllowed ALLOW_ALL_CONNS"), the diagram's 40
+
 
 class PgtopApp(ClusterCommands, App[None]):
     """The dashboard.
@@ -52,6 +54,9 @@ class PgtopApp(ClusterCommands, App[None]):
 
     CSS_PATH = str(Path(__file__).with_name("app.tcss"))  # absolute: subclasses live elsewhere
     TITLE = "pgtop"
+    # The overview's three panels (banner, facts, state diagram) need this many columns;
+    # a narrower screen is "-narrow", and app.tcss leaves the diagram out there.
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]]] = [(0, "-narrow"), (OVERVIEW_WIDTH, "-wide")]
     COMMANDS = App.COMMANDS | {PgtopCommands}
 
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 from ui_pilot import SIZE
 
-from pgtop.core.vocabulary import LogLevel, Shutdown
+from pgtop.core.reaper import CRASH
+from pgtop.core.vocabulary import ChildKind, ExitStatus, LogLevel, Shutdown
 from pgtop.ui import fake
 
 LOG = (
@@ -45,6 +46,16 @@ def test_crash_cycle(snap_compare, make_app):
         make_app, fake.snapshot_of(fake.running_state()), fake.snapshot_of(fake.crash_cycle_state())
     )
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 36)], ids=["80x24", "120x36"])
+def test_restart_on_narrow_terminals(snap_compare, make_app, size):
+    """A default terminal and a presenter's large font: no panel squeezed to nothing, and
+    at 120 columns the lineage of the restart readable."""
+    running = fake.running_state()
+    restarted = fake.restarted(running, ChildKind.WALWRITER, 4518, ExitStatus.killed(9), CRASH, 0.0432)
+    app, run_before = scene(make_app, fake.snapshot_of(running), fake.snapshot_of(restarted))
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
 @pytest.mark.parametrize("level", [Shutdown.SMART, Shutdown.FAST, Shutdown.IMMEDIATE], ids=lambda level: level.name.lower())
