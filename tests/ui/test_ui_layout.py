@@ -3,17 +3,12 @@ presenter's large font, a wide screen."""
 
 from __future__ import annotations
 
-from ui_pilot import drive, wait_for
+from ui_pilot import drive, painted, wait_for
 
 from pgtop.ui import fake
 from pgtop.ui.app import OVERVIEW_WIDTH
 from pgtop.ui.widgets.cluster_facts import ClusterFacts, FactLine
 from pgtop.ui.widgets.state_diagram import StateDiagram
-
-
-def painted(widget) -> str:
-    """The widget's text as it is drawn, line by line."""
-    return "\n".join(widget.render_line(y).text for y in range(widget.size.height))
 
 
 def test_a_narrow_screen_leaves_out_the_state_diagram_so_the_facts_keep_their_width(make_app):

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.geometry import Region
 from textual.renderables.styled import Styled
 from textual.widget import Widget
-from ui_pilot import drive, wait_for
+from ui_pilot import drive, painted, wait_for
 
 from pgtop.core.reaper import CRASH
 from pgtop.core.state import Child, ExitRecord
@@ -130,11 +130,6 @@ def test_a_restarted_child_replaces_its_predecessor_and_shows_its_lineage(make_a
         assert walwriters[0]["lineage"] == "4245 → 4518, clean exit, restart this one, back in 4.9 ms"
 
     drive(app, scenario)
-
-
-def painted(table) -> str:
-    """The table's text as it is drawn, line by line."""
-    return "\n".join(table.render_line(y).text for y in range(table.size.height))
 
 
 def test_a_narrow_table_gives_up_started_rss_and_cpu_for_the_lineage(make_app):

@@ -35,6 +35,11 @@ def drive(app: PgtopApp, scenario: Callable[[Pilot], Awaitable[None]], size=SIZE
     asyncio.run(run())
 
 
+def painted(widget) -> str:
+    """The widget's own text as it is drawn, line by line (not its children's)."""
+    return "\n".join(widget.render_line(y).text for y in range(widget.size.height))
+
+
 async def wait_for(pilot: Pilot, condition: Callable[[], bool], timeout: float = 5.0) -> None:
     """Let the app run until `condition` holds; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
