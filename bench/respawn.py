@@ -7,8 +7,8 @@ crash cycle: kill -9 of the walwriter, until "database system is ready to accept
     connections" has been logged and every expected auxiliary process is back with a new PID.
 death-to-noticed: in the same kill -9 trials, the bench holds a pidfd on the victim and
     blocks on it in the main thread, so it wakes the moment the process is dead; a reader
-    thread stamps the postmaster's "(PID n) was terminated by signal 9" line when it arrives
-    on the pipe. The difference is the postmaster's time from the death to handling it, plus
+    thread (SCHED_FIFO, servers.LogTail) stamps the postmaster's "(PID n) was terminated by
+    signal 9" line when it arrives on the pipe. The difference is the postmaster's time from the death to handling it, plus
     the pipe write and the reader's wakeup (an upper bound). The %m timestamp of that line
     minus the wall-clock time of the kill is kept too, at its millisecond resolution.
 """
