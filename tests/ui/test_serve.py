@@ -43,6 +43,9 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # Its anonymous shared memory in TMPDIR (the scratch directory close() removes), not in
+    # /dev/shm: a Chromium ended at the wrong moment left .org.chromium.Chromium.* files there.
+    "--disable-dev-shm-usage",
     "--remote-debugging-port=0",
     "--window-size=1600,1000",  # room for the whole dashboard (160 columns)
 ]
@@ -199,6 +202,7 @@ class Serve:
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             output, _ = self.process.communicate(timeout=10)
+        print(f"pgtop serve's output:\n{output}")  # pytest shows it if the test fails
         return output
 
 
