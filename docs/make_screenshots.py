@@ -67,7 +67,7 @@ def select(app: PgtopApp, kind: str) -> None:
     raise SystemExit(f"make_screenshots: no running {kind}")
 
 
-def showing(table: BackendsTable, text: str) -> bool:
+def showing(table: BackendsTable | ChildrenTable, text: str) -> bool:
     return any(text in str(cell) for key in table.rows for cell in table.get_row(key))
 
 
@@ -80,7 +80,7 @@ async def dashboard_shots(app: PgtopApp, out: Path) -> None:
         await wait_for(pilot, "PM_RUN", lambda: state(app) is PMState.RUN)
         await pilot.press("w")
         await wait_for(pilot, "busy backends", lambda: app.query_one(BackendsTable).row_count > 0)
-        await pilot.pause(1.5)  # a second of load, so the CPU and RSS columns have figures
+        await wait_for(pilot, "the first stats round (CPU% and RSS)", lambda: showing(app.query_one(ChildrenTable), "MiB"))
         await wait_for(pilot, "an INSERT of the load on screen", lambda: showing(app.query_one(BackendsTable), "insert into demo_load"))
         await shoot(app, pilot, out, "dashboard.svg")
         await pilot.press("w")
