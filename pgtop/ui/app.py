@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
+from textual import events
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.css.query import NoMatches
@@ -140,6 +141,20 @@ class PgtopApp(ClusterCommands, App[None]):
         yield ClusterPane()
         yield Caption()
         yield Footer()
+
+    def on_resize(self, event: events.Resize) -> None:
+        """A narrow terminal gets the compact footer without the palette's hint (ctrl+p still
+        opens it, and the help screen says so), so that "? Help" and "Q Quit" still fit at
+        80 columns."""
+        narrow = event.size.width < OVERVIEW_WIDTH
+        try:
+            footer = self.main_screen.query_one(Footer)
+        except NoMatches:
+            return  # not composed yet, or being torn down
+        footer.compact = narrow
+        if footer.show_command_palette == narrow:
+            footer.show_command_palette = not narrow
+            footer.refresh(recompose=True)  # the hint is composed in, not drawn
 
     def on_mount(self) -> None:
         status = self.query_one(StatusLine)

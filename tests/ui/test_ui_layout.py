@@ -27,3 +27,22 @@ def test_a_narrow_screen_leaves_out_the_state_diagram_so_the_facts_keep_their_wi
             assert ("STOP_BACKENDS" in painted(diagram)) == diagram_shown
 
     drive(app, scenario, size=(80, 30))
+
+
+def test_at_80_columns_the_footer_still_shows_help_and_quit(make_app):
+    """The footer's keys ran off an 80-column screen before "? Help" and "Q Quit", the two a
+    newcomer looks for. A narrow screen gets the compact footer, without the palette's hint
+    (ctrl+p still opens it); a wide one gets both back."""
+    app = make_app()
+
+    def shown() -> set[str]:
+        width = app.size.width
+        return {key.description for key in app.query("FooterKey") if key.region.width and key.region.right <= width}
+
+    async def scenario(pilot):
+        for width, palette in ((80, False), (160, True), (80, False)):
+            await pilot.resize_terminal(width, 30)
+            await wait_for(pilot, lambda palette=palette: ("palette" in shown()) == palette)
+            assert {"Reload", "Kill", "Help", "Quit"} <= shown()
+
+    drive(app, scenario, size=(80, 30))
