@@ -25,7 +25,7 @@ from pgtop.children.context import ChildContext
 from pgtop.common import proctitle
 from pgtop.common.activity import BackendActivity
 from pgtop.core.config import Config
-from pgtop.core.vocabulary import LogLevel, QuitReason
+from pgtop.core.vocabulary import LogLevel, QuitReason, log_level_outputs
 from pgtop.sql import Engine, SettingInfo, settings_from_config
 from pgtop.storage.database import Database
 from pgtop.storage.lsn import format_lsn
@@ -63,7 +63,9 @@ def run_session(
         executor=engine,
         interrupts=interrupts,
         on_activity=activity.report,
-        on_log=lambda diagnostic, statement: _log_diagnostic(ctx, diagnostic, statement),
+        on_log=lambda diagnostic, statement, context: _log_diagnostic(
+            ctx, diagnostic, statement, context, engine.settings.get("log_min_error_statement")
+        ),
     )
     # PostgresMain's handlers: they only set flags; the session acts at safe points.
     signal.signal(signal.SIGTERM, lambda *_: session.terminate(ADMIN_SHUTDOWN))
@@ -72,10 +74,7 @@ def run_session(
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # the args carry the configuration
     ctx.unblock(signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP)
     activity.report("idle", "")
-    ending = session.run()
-    if ending.diagnostic is not None and ending.diagnostic.severity in ("FATAL", "LOG"):
-        diag = ending.diagnostic
-        ctx.log(LogLevel[diag.severity], diag.message, diag.detail, diag.hint)
+    ending = session.run()  # the session has logged how it ended
     if ctx.args["config"].log_disconnections:
         ctx.log(LogLevel.LOG, _disconnection_line(ctx, startup, title_host))
     return ending.exit_code
@@ -139,10 +138,20 @@ class ActivityReporter:
         self.state, self.query, self.name = state, query, name
 
 
-def _log_diagnostic(ctx: ChildContext, diagnostic: Diagnostic, statement: str | None) -> None:
-    """An error the session reports: to the server log, as elog does (STATEMENT omitted)."""
+def _log_diagnostic(
+    ctx: ChildContext, diagnostic: Diagnostic, statement: str | None, context: str | None, min_error_statement: str
+) -> None:
+    """A diagnostic of the session, in the server log as send_message_to_server_log writes
+    it: " at character N" when it points into the query, then DETAIL, HINT, CONTEXT (pgtop's
+    traceback of an internal error), and the statement being run on a STATEMENT line when
+    the level reaches log_min_error_statement."""
     level = LogLevel.__members__.get(diagnostic.severity, LogLevel.ERROR)
-    ctx.log(level, diagnostic.message, diagnostic.detail, diagnostic.hint)
+    message = diagnostic.message
+    if diagnostic.position:
+        message += f" at character {diagnostic.position}"
+    if statement is not None and not log_level_outputs(level, LogLevel[min_error_statement.upper()]):
+        statement = None
+    ctx.log(level, message, diagnostic.detail, diagnostic.hint, context=context, statement=statement)
 
 
 _server_settings: tuple[Config, Mapping[str, SettingInfo]] | None = None

@@ -178,6 +178,9 @@ class ChildContext:
         message: str,
         detail: str | None = None,
         hint: str | None = None,
+        *,
+        context: str | None = None,
+        statement: str | None = None,
     ) -> None:
         """Write a server log entry in PostgreSQL's format to the log pipe (or stderr)."""
         level = level if isinstance(level, LogLevel) else LogLevel[level.upper()]
@@ -197,6 +200,8 @@ class ChildContext:
             application_name=self.application_name,
             detail=detail,
             hint=hint,
+            context=context,
+            statement=statement,
             remote_host=self.remote_host,
             session_start=self.started_at,
             line_number=self._log_lines,

@@ -174,6 +174,8 @@ def format_log_line(
     application_name: str | None = None,
     detail: str | None = None,
     hint: str | None = None,
+    context: str | None = None,
+    statement: str | None = None,
     remote_host: str | None = None,
     remote_port: str | None = None,
     session_start: float | None = None,
@@ -183,7 +185,8 @@ def format_log_line(
 ) -> str:
     """One log entry as PostgreSQL writes it to stderr, without the final newline.
 
-    DETAIL and HINT each get their own line with the same prefix.
+    DETAIL, HINT, CONTEXT and STATEMENT each get their own line with the same prefix, in
+    that order (send_message_to_server_log).
     """
     fields = PrefixFields(
         pid=pid,
@@ -205,6 +208,10 @@ def format_log_line(
         lines.append(f"{head}DETAIL:  {_with_tabs(detail)}")
     if hint is not None:
         lines.append(f"{head}HINT:  {_with_tabs(hint)}")
+    if context is not None:
+        lines.append(f"{head}CONTEXT:  {_with_tabs(context)}")
+    if statement is not None:
+        lines.append(f"{head}STATEMENT:  {_with_tabs(statement)}")
     return "\n".join(lines)
 
 

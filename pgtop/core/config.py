@@ -52,6 +52,7 @@ def _param(
 
 
 P, H, S, U = Context.POSTMASTER, Context.SIGHUP, Context.SUPERUSER, Context.USER
+LOG_LEVELS = ("debug5", "debug4", "debug3", "debug2", "debug1", "info", "notice", "warning", "error", "log", "fatal", "panic")
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,8 @@ class Config:
     log_rotation_age: int = _param(1440, H, "Rotate the log file after this many minutes (0 = never).", unit="min", minimum=0, maximum=35791394)
     log_rotation_size: int = _param(10240, H, "Rotate the log file after this many kB (0 = never).", unit="kB", minimum=0, maximum=2097151)
     log_line_prefix: str = _param("%m [%p] ", H, "printf-style prefix of each log line.")
-    log_min_messages: str = _param("warning", S, "Lowest level written to the server log.", choices=("debug5", "debug4", "debug3", "debug2", "debug1", "info", "notice", "warning", "error", "log", "fatal", "panic"))
+    log_min_messages: str = _param("warning", S, "Lowest level written to the server log.", choices=LOG_LEVELS)
+    log_min_error_statement: str = _param("error", S, "Lowest level whose statement is logged (STATEMENT).", choices=LOG_LEVELS)
     log_connections: bool = _param(False, Context.SUPERUSER_BACKEND, "Log each connection attempt.")
     log_disconnections: bool = _param(False, Context.SUPERUSER_BACKEND, "Log the end of each session.")
     log_timezone: str = _param("UTC", H, "Time zone of log timestamps.")

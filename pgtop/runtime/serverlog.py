@@ -14,7 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from pgtop.common.logformat import format_log_line, level_name
+from pgtop.common.logformat import format_log_line
 from pgtop.core.actions import Log
 from pgtop.core.config import Config
 from pgtop.core.vocabulary import LogLevel, log_level_outputs
@@ -110,11 +110,9 @@ class ServerLog:
             now=now,
             detail=detail,
             hint=hint,
+            context=context,
             timezone=self.config.log_timezone,
         )
-        if context is not None:  # CONTEXT comes after DETAIL and HINT, with the same prefix
-            head = text.split("\n", 1)[0].split(f"{level_name(level)}:  ", 1)[0]
-            text += f"\n{head}CONTEXT:  {context}"
         self._output(text)
         self._deliver(LogRecord(now, self.pid, "postmaster", level, message, detail, hint, text))
 

@@ -17,14 +17,23 @@ from pgtop.wire import messages
 from pgtop.wire.errors import Diagnostic, PgError, ProtocolViolation, SessionTerminated
 from pgtop.wire.executor import Executor
 from pgtop.wire.extended import ExtendedQuery, runs_in_session
-from pgtop.wire.frontend import EXTENDED_TYPES, MAX_LENGTH, Query, parse_message
+from pgtop.wire.frontend import (
+    EXTENDED_TYPES,
+    MAX_LENGTH,
+    Bind,
+    Parse,
+    Query,
+    parse_message,
+)
 from pgtop.wire.interrupts import Interrupts
 from pgtop.wire.startup import StartupMessage
 from pgtop.wire.stream import ConnectionLost, MessageStream, SocketLike, as_stream
 from pgtop.wire.transaction import TransactionBlock
 
 ActivityHook = Callable[[str, str], None]  # (state, query): "active", "idle", ...
-LogHook = Callable[[Diagnostic, "str | None"], None]  # (what to log, statement text or None)
+# (what to log, the statement being run or None, CONTEXT or None: pgtop's own traceback of
+# an internal error)
+LogHook = Callable[[Diagnostic, "str | None", "str | None"], None]
 
 
 class EndReason(enum.Enum):
@@ -100,7 +109,8 @@ class Session:
         self._on_log = on_log
         self._reported: dict[str, str] = {}
         self._reported_from: Mapping[str, str] | None = None  # the mapping _reported last matched
-        self._query = ""  # the last statement text, for the log and pg_stat_activity
+        self._query = ""  # the last statement text, for pg_stat_activity
+        self._statement: str | None = None  # the one being run (debug_query_string), for the log
         self.xact = TransactionBlock(executor, on_end=self._transaction_ended)
         self.extended = ExtendedQuery(executor, self.xact, self.stream.send, self._active, self.interrupts.check)
         self._ignore_till_sync = False
@@ -128,6 +138,7 @@ class Session:
         except ConnectionLost as lost:
             return Ending(EndReason.CLIENT_GONE, self._lost_client(lost))
         except SessionTerminated as terminated:
+            self._log(terminated.diagnostic)
             self._send_final(terminated.diagnostic)
             return Ending(EndReason.TERMINATED, terminated.diagnostic)
         except ProtocolViolation as violation:
@@ -218,6 +229,7 @@ class Session:
             if kind == "H":
                 self.stream.flush()
                 return False
+            self._statement = self._statement_of(message)
             handler = {"P": self.extended.parse, "B": self.extended.bind, "D": self.extended.describe,
                        "E": self.extended.execute, "C": self.extended.close}[kind]
             handler(message)  # type: ignore[operator]
@@ -288,7 +300,17 @@ class Session:
         self._log(diagnostic, trace)
         self.xact.on_error()
 
+    def _statement_of(self, message: object) -> str | None:
+        """debug_query_string for an extended-protocol message: Parse's query, the source
+        text of the statement Bind names; Execute sets it from its portal (`_active`)."""
+        if isinstance(message, Parse):
+            return message.query
+        if isinstance(message, Bind) and (prepared := self.extended.statements.get(message.statement)) is not None:
+            return prepared.text
+        return None
+
     def _ready_for_query(self) -> None:
+        self._statement = None
         current = self.executor.parameter_status()
         if current is not self._reported_from:
             for name, value in current.items():
@@ -307,7 +329,7 @@ class Session:
             self.extended.drop_portals()
 
     def _active(self, query: str) -> None:
-        self._query = query
+        self._query = self._statement = query
         self._activity("active")
 
     def _activity(self, state: str) -> None:
@@ -315,12 +337,8 @@ class Session:
             self._on_activity(state, self._query)
 
     def _log(self, diagnostic: Diagnostic, trace: str | None = None) -> None:
-        if self._on_log is None:
-            return
-        statement = self._query or None
-        if trace:
-            statement = f"{statement or ''}\n{trace}".strip()
-        self._on_log(diagnostic, statement)
+        if self._on_log is not None:
+            self._on_log(diagnostic, self._statement, trace.rstrip() if trace else None)
 
     def _send_final(self, diagnostic: Diagnostic) -> None:
         """Send the last message of the session; a client already gone is no error. A WARNING

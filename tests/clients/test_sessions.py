@@ -186,3 +186,35 @@ def _client_port(conn: psycopg.Connection) -> int:
     """The client's own port of a TCP connection (what the server calls the remote port)."""
     with socket.socket(fileno=os.dup(conn.pgconn.socket)) as sock:
         return sock.getsockname()[1]
+
+
+def test_an_error_is_logged_with_its_position_and_statement_and_a_fatal_once(cluster: Cluster) -> None:
+    """As PostgreSQL 15 logs them (log_min_error_statement = error, the default): the ERROR
+    says where in the query it is, and a STATEMENT line follows; SET log_min_error_statement
+    = fatal leaves the statement out. A FATAL at connection start is logged once."""
+    mark = len(cluster.lines)
+    with connect(cluster) as conn:
+        pid = conn.info.backend_pid
+        for text in ("selec 1", "set log_min_error_statement = fatal", "selec 2", "reset log_min_error_statement"):
+            try:
+                conn.execute(text)
+            except psycopg.errors.SyntaxError:
+                pass
+        with pytest.raises(psycopg.errors.UndefinedFunction):
+            conn.execute("select nosuchfn()")
+    with pytest.raises(psycopg.OperationalError, match='unrecognized configuration parameter "nosuch"'):
+        connect(cluster, options="-c nosuch=1")
+    with connect(cluster) as conn, pytest.raises(psycopg.errors.SyntaxError):
+        conn.execute("selec 3")  # the last line we wait for
+    cluster.wait_for_log(re.escape("STATEMENT:  selec 3"), after=mark)
+    mine = [line.split(f"[{pid}] ", 1)[1] for line in cluster.lines[mark:] if f"[{pid}] " in line]
+    assert mine == [
+        'ERROR:  syntax error at or near "selec" at character 1',
+        "STATEMENT:  selec 1",
+        'ERROR:  syntax error at or near "selec" at character 1',
+        "ERROR:  function nosuchfn() does not exist at character 8",
+        "HINT:  No function matches the given name and argument types. You might need to add explicit type casts.",
+        "STATEMENT:  select nosuchfn()",
+    ]
+    fatal = [line for line in cluster.lines[mark:] if 'FATAL:  unrecognized configuration parameter "nosuch"' in line]
+    assert len(fatal) == 1, fatal

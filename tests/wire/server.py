@@ -171,7 +171,7 @@ class ThreadedServer:
         engine = Engine(env, MemoryStorage(self.database))
         session = Session(stream, packet, pid=pid, secret_key=key, parameters=PARAMETERS, executor=engine,
                           interrupts=interrupts, on_activity=lambda s, q: self._note(pid, s, q),
-                          on_log=lambda d, q: self.log.append((pid, d, q)))
+                          on_log=lambda d, q, c: self.log.append((pid, d, q)))
         backend = Backend(pid, key, session, time.time(), packet.user, packet.database,
                           packet.application_name, address)
         with self._lock:
