@@ -41,7 +41,9 @@ def test_the_next_collector_takes_the_saved_statistics_back(postmaster: Postmast
     second = start(postmaster)
     counters = postmaster.wait_counter(lambda c: c.xact_commit == 7, "the statistics restored")
     assert (counters.archived_count, counters.last_archived_wal) == (1, "000000010000000000000001")
-    assert not Path(postmaster.datadir, "pg_stat", "global.stat").exists()  # memory is authoritative
+    # Memory is authoritative: the file goes once read (just after the counters are restored).
+    permanent = Path(postmaster.datadir, "pg_stat", "global.stat")
+    wait_for(lambda: not permanent.exists(), "the permanent stats file removed once read")
     os.kill(second, signal.SIGQUIT)
     assert postmaster.wait_exit(second) == ExitStatus.exited(0)
 
