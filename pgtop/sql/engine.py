@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from pgtop.core.guc import InvalidValue, parse_value
 from pgtop.sql import ast
 from pgtop.sql.binary import binary_supported, decode_parameter, encode_result
 from pgtop.sql.compiled import Params
@@ -136,6 +137,12 @@ class Engine:
                       "in_hot_standby": "on" if in_recovery else "off"}  # fmt: skip
             self._status = (key, values)
         return self._status[1]
+
+    def statement_timeout(self) -> float:
+        try:
+            return parse_value("statement_timeout", self.settings.get("statement_timeout")) / 1000
+        except (InvalidValue, SqlError):  # no such setting here, or a SET value that is no time
+            return 0.0
 
     # -- statements ---------------------------------------------------------------------------
 

@@ -82,9 +82,10 @@ class SessionTerminated(Exception):
         self.diagnostic = diagnostic
 
 
-def query_canceled() -> PgError:
-    """SIGINT: what the running statement fails with (spec issue 4, cancel requests)."""
-    return PgError("57014", "canceling statement due to user request")
+def query_canceled(reason: str = "user request") -> PgError:
+    """What the running statement fails with: a cancel request (SIGINT, spec issue 4) or,
+    with reason "statement timeout", statement_timeout."""
+    return PgError("57014", f"canceling statement due to {reason}")
 
 
 # What a backend tells its client when the postmaster stops it (spec §4.4 and §7).

@@ -98,6 +98,10 @@ class Executor(Protocol):
         comparison."""
         ...
 
+    def statement_timeout(self) -> float:
+        """statement_timeout as the session has it now, in seconds (0: none)."""
+        ...
+
     def parse(self, query: str) -> Sequence[ParsedStatement]:
         """Split and parse a query string; [] for an empty one. Raises PgError (42601...)."""
         ...

@@ -24,6 +24,7 @@ class Interrupts:
         self.cancel_pending = False
         self.termination: Diagnostic | None = None
         self.reading_command = False  # DoingCommandRead: a cancel now is ignored
+        self.statement_deadline: float | None = None  # time.monotonic() when statement_timeout fires
 
     # -- raised by handlers ---------------------------------------------------------------
 
@@ -47,6 +48,15 @@ class Interrupts:
 
     # -- acted on by the session ----------------------------------------------------------
 
+    def start_statement(self, timeout: float) -> None:
+        """enable_statement_timeout(): the statement starting now may run `timeout` seconds
+        (0: no limit). A deadline checked at the same safe points as a cancel, rather than
+        PostgreSQL's SIGALRM, so that sessions run in threads (the tests' server) keep it too."""
+        self.statement_deadline = time.monotonic() + timeout if timeout > 0 else None
+
+    def end_statement(self) -> None:
+        self.statement_deadline = None
+
     def check(self) -> None:
         """CHECK_FOR_INTERRUPTS(): raise SessionTerminated or the cancel error if one is due."""
         if self.termination is not None:
@@ -55,17 +65,24 @@ class Interrupts:
             self.cancel_pending = False
             if not self.reading_command:
                 raise query_canceled()
+        if self.statement_deadline is not None and time.monotonic() >= self.statement_deadline:
+            self.statement_deadline = None
+            raise query_canceled("statement timeout")
 
     def sleep(self, seconds: float) -> None:
         """pg_sleep: wait `seconds`, but raise as `check()` does the moment an interrupt comes."""
         deadline = time.monotonic() + (seconds if seconds > 0 else 0.0)  # NaN and negatives: no wait
         while True:
             self.check()
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            remaining = deadline - now
             if remaining <= 0:
                 return
             # select() takes no timeout beyond time_t: wait in slices for very long sleeps.
-            readable, _, _ = select.select([self._read_fd], [], [], min(remaining, 3600.0))
+            wait = min(remaining, 3600.0)
+            if self.statement_deadline is not None:
+                wait = min(wait, max(0.0, self.statement_deadline - now))
+            readable, _, _ = select.select([self._read_fd], [], [], wait)
             if readable:
                 self._drain()
 

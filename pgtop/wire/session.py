@@ -230,8 +230,15 @@ class Session:
                 self.stream.flush()
                 return False
             self._statement = self._statement_of(message)
+            if kind == "E":
+                self.interrupts.start_statement(self.executor.statement_timeout())
+                try:
+                    self.extended.execute(message)  # type: ignore[arg-type]
+                finally:
+                    self.interrupts.end_statement()
+                return False
             handler = {"P": self.extended.parse, "B": self.extended.bind, "D": self.extended.describe,
-                       "E": self.extended.execute, "C": self.extended.close}[kind]
+                       "C": self.extended.close}[kind]
             handler(message)  # type: ignore[operator]
             return False
         except (_ClientTerminated, ConnectionLost, SessionTerminated, ProtocolViolation):
@@ -269,6 +276,15 @@ class Session:
             self._statement_failed(error)
 
     def _run_simple(self, parsed) -> None:  # type: ignore[no-untyped-def]
+        """One statement of a simple query; statement_timeout applies to each (PostgreSQL 13
+        and later)."""
+        self.interrupts.start_statement(self.executor.statement_timeout())
+        try:
+            self._run_one(parsed)
+        finally:
+            self.interrupts.end_statement()
+
+    def _run_one(self, parsed) -> None:  # type: ignore[no-untyped-def]
         send = self.stream.send
         self.interrupts.check()
         self.xact.check_not_aborted(parsed)

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from support.cluster import Cluster
 
 from .helpers import (
     Running,
     cancel_packet,
+    connect,
     process_title,
     raw_socket,
     read_until_closed,
@@ -30,6 +33,34 @@ def test_psycopg_cancels_a_sleep(cluster: Cluster, tcp: bool) -> None:
     sleeper.finish()
     assert sleeper.sqlstate == "57014"
     assert str(sleeper.error) == "canceling statement due to user request"
+
+
+def test_statement_timeout_cancels_a_statement_that_runs_too_long(cluster: Cluster) -> None:
+    """SET statement_timeout, then a statement longer than it: 57014 "canceling statement due
+    to statement timeout", in psql (the simple protocol), in psycopg (the extended one) and in
+    the server log, with the statement."""
+    mark = len(cluster.lines)
+    done = subprocess.run(
+        ["psql", "-c", "set statement_timeout = '300ms'", "-c", "select pg_sleep(30)"],
+        capture_output=True, text=True, timeout=25, env=cluster.client_env(), check=False,
+    )  # fmt: skip
+    assert "ERROR:  canceling statement due to statement timeout" in done.stderr
+    cluster.wait_for_log(re.escape("STATEMENT:  select pg_sleep(30)"), after=mark)
+    with connect(cluster) as conn:
+        conn.execute("set statement_timeout = 300")  # no unit: milliseconds
+        with pytest.raises(psycopg.errors.QueryCanceled, match="^canceling statement due to statement timeout$"):
+            conn.execute("select pg_sleep(%s)", [30])
+        assert conn.execute("select 'the session goes on'").fetchone() == ("the session goes on",)
+
+
+def test_statement_timeout_applies_to_each_statement_of_a_query_string(cluster: Cluster) -> None:
+    """As in PostgreSQL 13 and later: two sleeps of 0.6 s in one simple query, under a 1 s
+    statement_timeout, both finish."""
+    done = subprocess.run(
+        ["psql", "-Atc", "set statement_timeout = '1s'; select pg_sleep(0.6); select pg_sleep(0.6); select 'both'"],
+        capture_output=True, text=True, timeout=25, env=cluster.client_env(), check=False,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout.split() == ["SET", "both"], done.stderr
 
 
 @pytest.fixture
