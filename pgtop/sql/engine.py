@@ -120,6 +120,7 @@ class Engine:
         # neither storage nor settings (the analyzer gets neither), so they stay valid.
         self._table_free: dict[tuple[str, tuple[int, ...] | None], Prepared] = {}
         self._status: tuple[tuple[object, ...], dict[str, str]] | None = None
+        self._timeout: tuple[str | None, float] = (None, 0.0)  # statement_timeout: text, seconds
 
     # -- session ----------------------------------------------------------------------------
 
@@ -140,9 +141,16 @@ class Engine:
 
     def statement_timeout(self) -> float:
         try:
-            return parse_value("statement_timeout", self.settings.get("statement_timeout")) / 1000
-        except (InvalidValue, SqlError):  # no such setting here, or a SET value that is no time
+            text = self.settings.get("statement_timeout")
+        except SqlError:  # an environment without the parameter
             return 0.0
+        if text != self._timeout[0]:  # asked before every statement: parsed once per value
+            try:
+                seconds = parse_value("statement_timeout", text) / 1000
+            except InvalidValue:  # a SET value that is no time
+                seconds = 0.0
+            self._timeout = (text, seconds)
+        return self._timeout[1]
 
     # -- statements ---------------------------------------------------------------------------
 
