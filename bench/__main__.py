@@ -1,5 +1,6 @@
 """`python -m bench [--quick]`: pgtop, PostgreSQL 15 and supervisord side by side;
-`python -m bench soak --minutes N`: the chaos soak. See bench/README.md."""
+`python -m bench soak --minutes N`: the chaos soak; `python -m bench hotcode`: the fork
+server's code profile. See bench/README.md."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--max-actions", type=int, default=5000, help="upper bound on chaos actions")
     soak.add_argument("--include-fork-server", action="store_true", help="also signal pgtop's fork server and its spare child")
     soak.add_argument("-v", "--verbose", action="store_true", help="print each action and quiet sample as it happens")
+    hotcode = sub.add_parser("hotcode", help="record the fork server's code profile from a real backend")
+    hotcode.add_argument("--check", action="store_true", help="only say how much of it the committed profile covers (exit 1 below 90%%)")
     return parser
 
 
@@ -46,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "soak":
             return soak(args)
+        if args.command == "hotcode":
+            from bench.hotcode import main as hotcode
+
+            return hotcode(args.check)
         return benchmark(args)
     except KeyboardInterrupt:
         print("bench: interrupted; servers stopped and removed", file=sys.stderr)

@@ -31,7 +31,12 @@ def startup_packet(user: str = "postgres", database: str = "postgres") -> bytes:
         key.encode() + b"\0" + value.encode() + b"\0"
         for key, value in (("user", user), ("database", database), ("application_name", "pgtop-bench"))
     ) + b"\0"
-    return struct.pack("!I", len(body) + 4) + body
+    return message(b"", body)  # a startup packet has no type byte
+
+
+def message(kind: bytes, body: bytes = b"") -> bytes:
+    """A frontend message: its type byte, its length (itself included), its body."""
+    return kind + struct.pack("!I", len(body) + 4) + body
 
 
 def read_until_ready(sock: socket.socket) -> None:

@@ -25,6 +25,11 @@ respawn waits neither for the server nor for clone3 and the interpreter's after-
 unpickles it and throws it away), so that the copy-on-write faults of building the arguments
 are taken before there is a hurry, not after.
 
+Every page a child writes becomes its own, so what the server leaves where matters to each
+child's memory. Before it freezes its heap the server warms the preloaded programs up (their
+caches filled, their bytecode specialized), re-creates the code objects a backend runs side by
+side (codelayout), and empties the interpreter's type attribute cache (see lay_out_heap).
+
 What every child gets alike is sent to the server once, not in every request: `spawn(...,
 shared=("config", ...))` names arguments whose values the server keeps (the postmaster's
 configuration and pg_hba.conf, as a fork would inherit them). A request holds only the names,
@@ -57,9 +62,11 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from importlib import import_module
+from types import ModuleType
 from typing import Self
 
 from pgtop.common.proctitle import set_title
+from pgtop.runtime import codelayout
 from pgtop.runtime.signals import drain_signalfd, signal_fd
 
 PR_SET_PDEATHSIG = 1
@@ -434,6 +441,7 @@ def serve(config: dict) -> None:
         for name in config["preload"]:
             _PRELOADED[name] = resolve_program(name)
         warm_up(config["preload"])
+        lay_out_heap(config["preload"])
         os.close(signal_fd(BLOCKED_UNTIL_HANDLED))  # a spare's wait, made ready for every spare
     except Exception as error:  # noqa: BLE001 - any import failure goes to the postmaster
         channel.send(pickle.dumps(("error", f"{type(error).__name__}: {error}")))
@@ -504,6 +512,25 @@ def warm_up(preload: Sequence[str]) -> None:
     _call_program_hooks(preload, "warm_up")
 
 
+def lay_out_heap(preload: Sequence[str]) -> None:
+    """After the first warm-up: the code a backend runs, re-created side by side (see
+    codelayout), unless the spares are to record what they run (bench hotcode); then the
+    interpreter's type attribute cache emptied, and the warm-up run again. That cache keeps a
+    reference to each attribute name it holds: a child's miss replaces an entry, and so writes
+    to the pages of two strings, the new name and the one it evicts. Emptied, the cache holds
+    only None and what the warm-up looks up, which is what a backend looks up; the warm-up
+    also specializes the new code objects' bytecode again."""
+    global _record_dir
+    _record_dir = os.environ.get(codelayout.RECORD_ENV)
+    if not _record_dir:
+        try:
+            codelayout.pack_hot_code(codelayout.load_profile())
+        except Exception:  # noqa: BLE001, S110 - an optimization only
+            pass
+    sys._clear_type_cache()
+    warm_up(preload)
+
+
 def _call_program_hooks(preload: Sequence[str], hook_name: str, *args: object) -> None:
     """Call `hook_name(*args)` of each preloaded program's module that has one. The hooks
     are optimizations only: one that fails is skipped, and the children do that work
@@ -518,6 +545,7 @@ def _call_program_hooks(preload: Sequence[str], hook_name: str, *args: object) -
                 pass
 
 
+_record_dir: str | None = None  # bench hotcode: where spares record the code they run
 _PRELOADED: dict[str, Callable[..., int]] = {}  # kind -> program, resolved at the server's start
 _SHARED: dict[str, object] = {}  # the values the postmaster shared (ForkServer._share)
 _shared_version = 0
@@ -622,6 +650,8 @@ def fork_spare(channel: socket.socket, death_fd: int, postmaster: int, rehearsal
 def _wait_for_work(sock: socket.socket, death_fd: int, postmaster: int, rehearsal: bytes) -> None:
     """A spare's life: wait for a spawn request, then become that child. Never returns."""
     try:
+        if _record_dir:
+            codelayout.record_calls(_record_dir)
         set_parent_death_signal(signal.SIGKILL)
         if os.getppid() != postmaster:
             os._exit(1)  # it died before PDEATHSIG was armed
@@ -659,6 +689,12 @@ def _wait_for_request(sock: socket.socket) -> None:
         os.close(for_the_spare)
 
 
+def _child_context() -> ModuleType:
+    """pgtop.children.context, which serve() imported. Not an import statement: run in every
+    child, its machinery would write to the module's spec and loader, and to their pages."""
+    return sys.modules["pgtop.children.context"]
+
+
 def _rehearse(request: bytes) -> None:
     """Unpickle a request like the one this spare will get, and throw it away. A fresh fork
     shares every page with the server, and the first write to one (a new object in a
@@ -668,11 +704,9 @@ def _rehearse(request: bytes) -> None:
     comes: 12 faults were left. An optimization only: a request that does not unpickle is
     ignored."""
     if request:
-        from pgtop.children.context import child_title
-
         try:
             kind, args, _ = _unpack_request(request)
-            child_title(kind, args)  # the first thing the child computes, from the arguments
+            _child_context().child_title(kind, args)  # the first thing the child computes, from the arguments
         except Exception:  # noqa: BLE001, S110 - the real request is checked when it comes
             pass
 
@@ -819,9 +853,7 @@ def _become_child(
             if os.getppid() != postmaster:
                 os._exit(1)  # it died just before PDEATHSIG was armed
         _reseed_random(program)
-        from pgtop.children.context import start_child
-
-        code = start_child(program, kind, args, fds, postmaster, session_leader=spare)
+        code = _child_context().start_child(program, kind, args, fds, postmaster, session_leader=spare)
     except BaseException:  # noqa: BLE001 - report, then exit below whatever happened
         import traceback
 
