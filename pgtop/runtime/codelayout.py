@@ -16,7 +16,16 @@ chunk comes from the top of the heap. The fillers stay for the server's life, an
 old code objects: freed, they would be holes again, where a child's new objects would land
 one to a page. Then each profiled function gets a copy of its code object (code.replace(),
 with the copies of its comprehensions' and lambdas' code objects), in the order a backend
-first calls them.
+first calls them; and then each such function is itself re-created, after the holes are
+filled again, and every reference to it the server can reach is pointed at the new one
+(module and class namespaces, other dicts, lists, closure cells, and the staticmethod,
+classmethod and property objects that wrap it). A function object is written as often as its
+code: a call takes a reference to it.
+
+Last, just before the freeze, fill_holes() takes every free block left of every size, so
+that a child's new objects go to fresh pools instead of the holes that the server's own
+work left among its objects (the layout's included): each such allocation would copy a
+page of the server's.
 
 Which. The profile, hot_code.txt next to this module, names the functions a backend runs
 from spare to exit, `module<TAB>qualname` a line, in the order of their first call. It is
@@ -36,7 +45,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import CodeType, FrameType, FunctionType
+from types import CellType, CodeType, FrameType, FunctionType
 
 PROFILE = Path(__file__).with_name("hot_code.txt")
 RECORD_ENV = "PGTOP_RECORD_CODE"  # a directory: every spare records the code it runs there
@@ -51,12 +60,15 @@ _PINNED: list[object] = []
 
 @dataclass(frozen=True)
 class Packed:
-    """What pack_hot_code did: how many functions got new code objects, and how many pages
-    their code objects lay on before and after."""
+    """What pack_hot_code did: how many functions it re-created (with new code objects),
+    how many pages their code objects lay on before and after, and how many pages the
+    function objects themselves lay on before and after."""
 
     functions: int
     pages_before: int
     pages_after: int
+    function_pages_before: int = 0
+    function_pages_after: int = 0
 
 
 def load_profile(path: Path = PROFILE) -> list[Key]:
@@ -136,7 +148,11 @@ def pack_hot_code(profile: Sequence[Key]) -> Packed:
     for function in functions:
         function.__code__ = _copy(function.__code__, copies)
     _PINNED.extend(old)
-    return Packed(len(functions), pages_before, _pages(code for code in copies.values() if code is not None))
+    pages_after = _pages(code for code in copies.values() if code is not None)
+    function_pages_before = _pages(functions)
+    _fill_pymalloc_pools()  # what the copies left
+    relocated = _recreate(functions)
+    return Packed(len(functions), pages_before, pages_after, function_pages_before, _pages(relocated))
 
 
 def function_keys(function: FunctionType) -> list[Key]:
@@ -180,12 +196,83 @@ def _copy(code: CodeType, copies: dict[int, CodeType | None]) -> CodeType:
     return copy
 
 
-def _pages(codes: Iterable[CodeType]) -> int:
+def _pages(objects: Iterable[object]) -> int:
+    """How many pages `objects` lie on. CPython: id() is the address; sys.getsizeof counts
+    the GC header that a function (not a code object) has just before it."""
     pages: set[int] = set()
-    for code in codes:
-        start = id(code)  # CPython: the address (a code object has no GC header before it)
-        pages.update(range(start // PAGE, (start + sys.getsizeof(code) - 1) // PAGE + 1))
+    for obj in objects:
+        start = id(obj) - (_GC_HEADER if type(obj).__flags__ & _HAVE_GC else 0)
+        pages.update(range(start // PAGE, (start + sys.getsizeof(obj) - 1) // PAGE + 1))
     return len(pages)
+
+
+# -- re-creating the functions -------------------------------------------------------------
+
+_GC_HEADER = sys.getsizeof([]) - [].__sizeof__()
+_HAVE_GC = 1 << 14  # Py_TPFLAGS_HAVE_GC
+
+
+def _recreate(functions: list[FunctionType]) -> list[FunctionType]:
+    """A new function object for each of `functions`, made one after the other, and put in
+    the old one's place wherever the server holds it: module and class namespaces, other
+    dicts (a dispatch table, a function's own __wrapped__), lists, closure cells, and the
+    staticmethod, classmethod and property objects that wrap one (re-created around it).
+    What else holds an old one (a tuple, a bound method, functools.partial, a C library)
+    keeps it, and it still works: it is the same code. The old ones stay allocated."""
+    new = {id(function): _copy_function(function) for function in functions}
+    _PINNED.append(tuple(functions))  # a tuple: the lists are about to be rewritten
+    everything = gc.get_objects()
+    for obj in everything:
+        if isinstance(obj, type):
+            for name, value in list(vars(obj).items()):
+                if (replacement := _replacement(value, new)) is not None:
+                    try:
+                        setattr(obj, name, replacement)  # through the type: its caches follow
+                    except Exception:  # noqa: BLE001, S110 - an immutable type keeps its own
+                        pass
+    for obj in everything:
+        if type(obj) is dict:
+            for name, value in list(obj.items()):
+                if id(value) in new:
+                    obj[name] = new[id(value)]
+        elif type(obj) is list:
+            for index, value in enumerate(obj):
+                if id(value) in new:
+                    obj[index] = new[id(value)]
+        elif type(obj) is CellType:
+            try:
+                if id(obj.cell_contents) in new:
+                    obj.cell_contents = new[id(obj.cell_contents)]
+            except ValueError:  # an empty cell
+                pass
+    return list(new.values())
+
+
+def _copy_function(function: FunctionType) -> FunctionType:
+    """The same function, a new object: same code, globals, defaults, closure, names,
+    annotations and attributes."""
+    copy = FunctionType(function.__code__, function.__globals__, function.__name__, function.__defaults__,
+                        function.__closure__)  # fmt: skip
+    copy.__kwdefaults__ = function.__kwdefaults__
+    copy.__qualname__ = function.__qualname__
+    copy.__module__ = function.__module__
+    copy.__doc__ = function.__doc__
+    copy.__annotations__ = function.__annotations__
+    copy.__dict__.update(function.__dict__)
+    return copy
+
+
+def _replacement(value: object, new: dict[int, FunctionType]) -> object | None:
+    """What a class attribute `value` becomes: the new function, a new staticmethod,
+    classmethod or property around new ones, or None if it holds none of the old ones."""
+    if id(value) in new:
+        return new[id(value)]
+    if type(value) in (staticmethod, classmethod) and id(value.__func__) in new:
+        return type(value)(new[id(value.__func__)])
+    if type(value) is property and any(id(part) in new for part in (value.fget, value.fset, value.fdel)):
+        fget, fset, fdel = (new.get(id(part), part) for part in (value.fget, value.fset, value.fdel))
+        return property(fget, fset, fdel, value.__doc__)
+    return None
 
 
 # -- filling the holes -------------------------------------------------------------------
@@ -194,20 +281,37 @@ _BYTES_OVERHEAD = 33  # a bytes object of n bytes takes 33 + n (header and the f
 _SIZE_CLASS = re.compile(r"^\s*\d+\s+(?P<size>\d+)\s+\d+\s+\d+\s+(?P<free>\d+)\s*$", re.MULTILINE)
 
 
-def _fill_pymalloc_pools() -> int:
-    """Take every free block of pymalloc's size classes from 48 bytes up (none of a code
-    object's or a function's parts is smaller), so that what comes next goes to fresh pools.
-    Returns the number of fillers."""
-    free = _free_blocks()
-    fillers: list[bytes | None] = [None] * sum(free.values())
+def fill_holes() -> int:
+    """Take every free block left in pymalloc's pools, of every size, and every free chunk
+    of 528 bytes and up in glibc's malloc: the last thing the fork server does before it
+    freezes its heap, so that a child's new objects go to fresh memory of its own instead
+    of copying the server's pages that the holes lie on. Returns the number of fillers."""
+    return _fill_pymalloc_pools(smallest=16) + _fill_malloc_chunks()
+
+
+def _fill_pymalloc_pools(smallest: int = 48) -> int:
+    """Take every free block of pymalloc's size classes from `smallest` bytes up (none of
+    a code object's or a function's parts is smaller than 48), so that what comes next goes
+    to fresh pools. Returns the number of fillers."""
+    free = {size: count for size, count in _free_blocks().items() if size >= smallest}
+    fillers: list[object] = [None] * sum(free.values())
     taken = 0
     for size, count in free.items():
-        if size >= 48:
-            for _ in range(count):
-                fillers[taken] = bytes(size - _BYTES_OVERHEAD)
-                taken += 1
+        for _ in range(count):
+            fillers[taken] = _filler(size, taken)
+            taken += 1
     _PINNED.append(fillers)
     return taken
+
+
+def _filler(size: int, n: int) -> object:
+    """A new object that takes a block of `size` bytes: a bytes object from 48 up (33 bytes
+    and its contents), a float for 32 (24 bytes), a bare object for 16."""
+    if size >= 48:
+        return bytes(size - _BYTES_OVERHEAD)
+    if size == 32:
+        return n + 0.5
+    return object()
 
 
 def _free_blocks() -> dict[int, int]:

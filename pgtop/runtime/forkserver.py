@@ -27,8 +27,9 @@ are taken before there is a hurry, not after.
 
 Every page a child writes becomes its own, so what the server leaves where matters to each
 child's memory. Before it freezes its heap the server warms the preloaded programs up (their
-caches filled, their bytecode specialized), re-creates the code objects a backend runs side by
-side (codelayout), and empties the interpreter's type attribute cache (see lay_out_heap).
+caches filled, their bytecode specialized), re-creates the functions a backend runs and their
+code objects side by side (codelayout), empties the interpreter's type attribute cache (see
+lay_out_heap), and last fills every hole its work left in the heap (codelayout.fill_holes).
 
 What every child gets alike is sent to the server once, not in every request: `spawn(...,
 shared=("config", ...))` names arguments whose values the server keeps (the postmaster's
@@ -446,6 +447,10 @@ def serve(config: dict) -> None:
     except Exception as error:  # noqa: BLE001 - any import failure goes to the postmaster
         channel.send(pickle.dumps(("error", f"{type(error).__name__}: {error}")))
         os._exit(1)
+    try:
+        codelayout.fill_holes()  # a child's new objects go to fresh memory (see codelayout)
+    except Exception:  # noqa: BLE001, S110 - an optimization only
+        pass
     # Every object so far is shared with the children copy-on-write; a garbage collection
     # in a child would write to all of their headers and copy every page. Frozen objects are
     # never collected, so a child copies only the pages it really changes (gc.freeze docs).
@@ -513,9 +518,9 @@ def warm_up(preload: Sequence[str]) -> None:
 
 
 def lay_out_heap(preload: Sequence[str]) -> None:
-    """After the first warm-up: the code a backend runs, re-created side by side (see
-    codelayout), unless the spares are to record what they run (bench hotcode); then the
-    interpreter's type attribute cache emptied, and the warm-up run again. That cache keeps a
+    """After the first warm-up: the functions a backend runs and their code, re-created side
+    by side (see codelayout), unless the spares are to record what they run (bench hotcode);
+    then the interpreter's type attribute cache emptied, and the warm-up run again. That cache keeps a
     reference to each attribute name it holds: a child's miss replaces an entry, and so writes
     to the pages of two strings, the new name and the one it evicts. Emptied, the cache holds
     only None and what the warm-up looks up, which is what a backend looks up; the warm-up

@@ -16,6 +16,7 @@ import pytest
 from bench.hotcode import coverage, record_backend
 from pgtop.runtime.codelayout import (
     PAGE,
+    fill_holes,
     function_keys,
     load_profile,
     pack_hot_code,
@@ -26,6 +27,41 @@ HOT = 30  # hot functions in the generated module
 
 
 _modules = itertools.count()
+
+# Where the server may hold a function: a class (as a method, a staticmethod, a classmethod,
+# a property), a closure, a list, a dict; and a tuple, which cannot change.
+THING = """
+class Thing:
+    def __init__(self, n):
+        self.n = n
+
+    def method(self):
+        return self.n + 1
+
+    @staticmethod
+    def stat(n):
+        return n * 2
+
+    @classmethod
+    def klass(cls, n):
+        return cls(n).method()
+
+    @property
+    def prop(self):
+        return self.n * 3
+
+
+def outer(function):
+    def inner():
+        return function(5)
+    return inner
+
+
+closure = outer(hot1)
+in_list = [hot2]
+in_dict = {"f": hot3}
+in_tuple = (hot4,)
+"""
 
 
 @pytest.fixture
@@ -41,6 +77,7 @@ def scattered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Modul
         parts.append(f"def big{i}(n):\n{big_body}    return n * {i}\n")
         parts += [f"def bigcold{i}_{j}(n):\n{big_body}    return n * {j}\n" for j in range(5)]
     parts.append("@dataclass\nclass Row:\n    a: int\n    b: str = 'b'\n")
+    parts.append(THING)
     name = f"scattered_{next(_modules)}"
     (tmp_path / "modules").mkdir()
     (tmp_path / "modules" / f"{name}.py").write_text("\n".join(parts))
@@ -68,6 +105,45 @@ def test_pack_puts_the_profiled_code_objects_side_by_side(scattered: ModuleType,
     assert packed.pages_after * 3 <= packed.pages_before, packed
     assert [function(3) for function in functions] == results
     assert scattered.cold0_2(3) == [0, 2, 4]
+
+
+def test_pack_re_creates_the_functions_side_by_side_wherever_they_are_held(scattered: ModuleType) -> None:
+    names = [f"hot{i}" for i in range(HOT)] + ["Thing.method", "Thing.stat", "Thing.klass", "Thing.prop", "Thing.__init__"]
+    # In tuples: the layout points every dict and list it can reach at the new functions.
+    old = tuple(getattr(scattered, f"hot{i}") for i in range(HOT))
+    thing = scattered.Thing
+    methods = ("method", "stat", "klass", "prop", "__init__")
+    old_methods = tuple(vars(thing)[name] for name in methods)
+    packed = pack_hot_code([(scattered.__name__, name) for name in names])
+    assert packed.functions == HOT + 5
+    assert all(getattr(scattered, f"hot{i}") is not old[i] for i in range(HOT))
+    assert packed.function_pages_after * 3 <= packed.function_pages_before, packed
+    assert all(vars(thing)[name] is not wrapper for name, wrapper in zip(methods, old_methods, strict=True))
+    assert type(vars(thing)["stat"]) is staticmethod and type(vars(thing)["klass"]) is classmethod
+    assert (thing(4).method(), thing.stat(4), thing.klass(4), thing(4).prop) == (5, 8, 5, 12)
+    assert scattered.closure.__closure__[0].cell_contents is scattered.hot1  # the new one
+    assert scattered.in_list[0] is scattered.hot2 and scattered.in_dict["f"] is scattered.hot3
+    assert scattered.in_tuple[0] is old[4]  # kept, and still the same code
+    assert scattered.in_tuple[0].__code__ is scattered.hot4.__code__
+    assert (scattered.closure(), scattered.in_tuple[0](2)) == ([0, 1, 2, 3, 4], [0, 4])
+
+
+def test_fill_holes_sends_new_objects_to_fresh_memory() -> None:
+    """Holes among live objects, of a small size class and a larger one: the next objects of
+    those sizes land in them, unless fill_holes took them first."""
+
+    def holes_reused(fill: bool) -> int:
+        small = [object() for _ in range(3000)]
+        large = [bytes(100 + i % 7) for i in range(3000)]
+        holes = {id(obj) for obj in small[::3] + large[::3]}
+        del small[::3], large[::3]
+        if fill:
+            fill_holes()
+        new = [object() for _ in range(300)] + [bytes(100 + i % 7) for i in range(300)]
+        return sum(id(obj) in holes for obj in new)
+
+    assert holes_reused(fill=False) > 100  # the test can fail: without the fill they are reused
+    assert holes_reused(fill=True) == 0
 
 
 def test_a_generator_expression_in_the_profile_brings_its_function(scattered: ModuleType) -> None:
