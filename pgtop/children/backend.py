@@ -37,6 +37,7 @@ from pgtop.children.backend_procs import (
 from pgtop.children.backend_session import run_session, server_settings
 from pgtop.children.backend_warmup import warm_up
 from pgtop.children.context import ChildContext
+from pgtop.common import cancel_targets
 from pgtop.core.config import Config
 from pgtop.core.connections import cancel_request_outcome, refusal
 from pgtop.core.vocabulary import CAC, LogLevel
@@ -107,7 +108,7 @@ def _protocol_violation(ctx: ChildContext, sock: socket.socket, violation: Proto
 
 def _cancel(ctx: ChildContext, request: CancelRequest) -> int:
     """processCancelRequest(): search the fork-time BackendList copy; never answer."""
-    backends = [(int(pid), int(key)) for pid, key in ctx.args.get("backends", [])]
+    backends = cancel_targets.unpack(ctx.args.get("backends", b""))
     outcome = cancel_request_outcome(backends, request.pid, request.key)
     if outcome.signal_pid is not None:
         ctx.log(LogLevel.DEBUG2, f"processing cancel request: sending SIGINT to process {outcome.signal_pid}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pgtop.common import cancel_targets
 from pgtop.core.actions import Spawn
 from pgtop.core.vocabulary import ChildKind, PMState
 
@@ -62,7 +63,7 @@ def spawn_request(supervisor: Supervisor, action: Spawn, slot: int | None) -> tu
             dead_end=action.dead_end,
             cancel_key=action.cancel_key,
             remote=child.remote if child is not None else None,
-            # The fork-time copy of BackendList a cancel request is checked against.
+            # The fork-time copy of BackendList a cancel request is checked against (packed).
             backends=_cancel_targets(supervisor),
             hot_standby=config.hot_standby,
             # pg_is_in_recovery(): a backend of a hot standby refuses writes (25006).
@@ -72,12 +73,12 @@ def spawn_request(supervisor: Supervisor, action: Spawn, slot: int | None) -> tu
     return PROGRAMS[action.kind], args
 
 
-def _cancel_targets(supervisor: Supervisor) -> list[tuple[int, int]]:
+def _cancel_targets(supervisor: Supervisor) -> bytes:
     state = supervisor.state
     if state is None:
-        return []
-    targets = []
-    for child in state.children.values():
-        if child.in_backend_list and not child.dead_end and child.pid is not None:
-            targets.append((child.pid, child.cancel_key))
-    return targets
+        return cancel_targets.pack(())
+    return cancel_targets.pack(
+        (child.pid, child.cancel_key)
+        for child in state.children.values()
+        if child.in_backend_list and not child.dead_end and child.pid is not None
+    )
