@@ -456,6 +456,12 @@ def serve(config: dict) -> None:
     # never collected, so a child copies only the pages it really changes (gc.freeze docs).
     gc.freeze()
     channel.send(pickle.dumps(("ready", os.getpid())))
+    _serve_forever(channel, death_fd, postmaster, config)
+
+
+def _serve_forever(channel: socket.socket, death_fd: int, postmaster: int, config: dict) -> None:
+    """The server's loop: a function of its own, called once its code is laid out (a running
+    frame keeps the code object it started with)."""
     fork = _Forker(postmaster, config["clone_parent"])
     spares_possible = spare_wanted = config["clone_parent"]  # none with the double fork
     rehearsal = b""  # the request the last spare took, for the next one to rehearse
@@ -517,6 +523,20 @@ def warm_up(preload: Sequence[str]) -> None:
     _call_program_hooks(preload, "warm_up")
 
 
+# What the server itself runs for each child, in order (as sys.setprofile saw it): laid out
+# with a backend's code. The server writes to these code and function objects again for the
+# next child, and a page it writes after a fork is then that child's alone, unless the child
+# writes to it too: as it does to the pages of its own code. A name that no longer exists is
+# skipped (a test fails on it).
+SERVER_LOOP: tuple[codelayout.Key, ...] = (
+    (__name__, "_serve_forever"), (__name__, "fork_spare"), ("socket", "socketpair"),
+    ("socket", "socket.__init__"), (__name__, "_clone_parent"), (__name__, "_one_thread"),
+    ("socket", "socket.close"), ("socket", "socket._real_close"), ("socket", "socket.__enter__"),
+    ("socket", "send_fds"), ("socket", "socket.__exit__"), ("socket", "recv_fds"), (__name__, "_handle"),
+    (__name__, "_unpack_request"), (__name__, "resolve_program"), (__name__, "_Forker.__call__"),
+)  # fmt: skip
+
+
 def lay_out_heap(preload: Sequence[str]) -> None:
     """After the first warm-up: the functions a backend runs and their code, re-created side
     by side (see codelayout), unless the spares are to record what they run (bench hotcode);
@@ -529,7 +549,7 @@ def lay_out_heap(preload: Sequence[str]) -> None:
     _record_dir = os.environ.get(codelayout.RECORD_ENV)
     if not _record_dir:
         try:
-            codelayout.pack_hot_code(codelayout.load_profile())
+            codelayout.pack_hot_code([*SERVER_LOOP, *codelayout.load_profile()])
         except Exception:  # noqa: BLE001, S110 - an optimization only
             pass
     sys._clear_type_cache()
@@ -745,6 +765,16 @@ class _CloneArgs(ctypes.Structure):
     _fields_ = [(name, ctypes.c_uint64) for name in _CLONE_ARGS_FIELDS]
 
 
+# syscall()'s arguments for clone3(CLONE_PARENT), made once: the kernel only reads them, and
+# what the server makes in its loop it writes again for every child (see SERVER_LOOP). No
+# exit_signal with CLONE_PARENT: the child inherits ours (SIGCHLD), as the kernel wants.
+_CLONE3_CLONE_PARENT = (
+    ctypes.c_long(SYS_CLONE3),
+    ctypes.pointer(_CloneArgs(flags=CLONE_PARENT)),
+    ctypes.c_size_t(ctypes.sizeof(_CloneArgs)),
+)
+
+
 def _clone_parent() -> int:
     """os.fork(), but the child's parent is our parent (the postmaster).
 
@@ -765,15 +795,11 @@ def _clone_parent() -> int:
     one hook whose effect matters with one thread, random's reseed, is done where it is
     needed (see `_reseed_random`).
     """
-    # No exit_signal with CLONE_PARENT: the child inherits ours (SIGCHLD), as the kernel wants.
-    args = _CloneArgs(flags=CLONE_PARENT)
     lean = _one_thread()
     api = ctypes.pythonapi
     if not lean:
         api.PyOS_BeforeFork()
-    pid = _libc_holding_gil.syscall(
-        ctypes.c_long(SYS_CLONE3), ctypes.byref(args), ctypes.c_size_t(ctypes.sizeof(args))
-    )
+    pid = _libc_holding_gil.syscall(*_CLONE3_CLONE_PARENT)
     if pid == 0:
         if not lean:
             api.PyOS_AfterFork_Child()

@@ -212,6 +212,15 @@ def test_the_shipped_profile_names_only_functions_that_exist() -> None:
     assert missing == [], "stale profile: run `python -m bench hotcode`"
 
 
+def test_the_server_loop_names_only_functions_that_exist() -> None:
+    """The fork server lays out its own loop's code too (forkserver.SERVER_LOOP): a name
+    there that matches nothing leaves that code where it was."""
+    from pgtop.runtime.forkserver import SERVER_LOOP
+
+    existing = {key for obj in gc.get_objects() if type(obj) is FunctionType for key in function_keys(obj)}
+    assert [key for key in SERVER_LOOP if key not in existing] == []
+
+
 def test_a_real_backend_records_its_path_from_spare_to_exit() -> None:
     """What `python -m bench hotcode` does: one cluster whose spares record, one session."""
     recorded = record_backend()
