@@ -31,6 +31,7 @@ Which. The profile, hot_code.txt next to this module, names the functions a back
 from spare to exit, `module<TAB>qualname` a line, in the order of their first call. It is
 recorded from a real backend by `python -m bench hotcode` (RECORD_ENV): a function renamed
 since is skipped, a new one stays where it was; either costs memory, never correctness.
+The fork server puts the functions of its own loop first (forkserver.SERVER_LOOP).
 
 Everything here is an optimization: what fails is skipped, and the server runs as before.
 """
