@@ -15,7 +15,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable
 
-_UINT32 = next(code for code in "ILH" if array(code).itemsize == 4)
+_UINT32 = next(code for code in "IL" if array(code).itemsize == 4)
 
 
 def pack(targets: Iterable[tuple[int, int]]) -> bytes:

@@ -127,7 +127,8 @@ def _generated_qualname(code: CodeType, module: str) -> str:
 
 def pack_hot_code(profile: Sequence[Key]) -> Packed:
     """Give every function the profile names (or whose comprehensions or lambdas it names) a
-    copy of its code object, made in fresh memory in the profile's order."""
+    copy of its code object, then re-create the function itself (_recreate): both made in
+    fresh memory, in the profile's order."""
     rank: dict[Key, int] = {}
     for position, key in enumerate(profile):
         rank.setdefault(key, position)

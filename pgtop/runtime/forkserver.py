@@ -538,13 +538,13 @@ SERVER_LOOP: tuple[codelayout.Key, ...] = (
 
 
 def lay_out_heap(preload: Sequence[str]) -> None:
-    """After the first warm-up: the functions a backend runs and their code, re-created side
-    by side (see codelayout), unless the spares are to record what they run (bench hotcode);
-    then the interpreter's type attribute cache emptied, and the warm-up run again. That cache keeps a
-    reference to each attribute name it holds: a child's miss replaces an entry, and so writes
-    to the pages of two strings, the new name and the one it evicts. Emptied, the cache holds
-    only None and what the warm-up looks up, which is what a backend looks up; the warm-up
-    also specializes the new code objects' bytecode again."""
+    """After the first warm-up: the functions this server's loop and a backend run, and their
+    code, re-created side by side (see codelayout), unless the spares are to record what they
+    run (bench hotcode); then the interpreter's type attribute cache emptied, and the warm-up
+    run again. That cache keeps a reference to each attribute name it holds: a child's miss
+    replaces an entry, and so writes to the pages of two strings, the new name and the one it
+    evicts. Emptied, the cache holds only None and what the warm-up looks up, which is what a
+    backend looks up; the warm-up also specializes the new code objects' bytecode again."""
     global _record_dir
     _record_dir = os.environ.get(codelayout.RECORD_ENV)
     if not _record_dir:
