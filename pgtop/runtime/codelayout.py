@@ -198,6 +198,10 @@ def _copy(code: CodeType, copies: dict[int, CodeType | None]) -> CodeType:
     return copy
 
 
+_GC_HEADER = sys.getsizeof([]) - [].__sizeof__()
+_HAVE_GC = 1 << 14  # Py_TPFLAGS_HAVE_GC
+
+
 def _pages(objects: Iterable[object]) -> int:
     """How many pages `objects` lie on. CPython: id() is the address; sys.getsizeof counts
     the GC header that a function (not a code object) has just before it."""
@@ -209,9 +213,6 @@ def _pages(objects: Iterable[object]) -> int:
 
 
 # -- re-creating the functions -------------------------------------------------------------
-
-_GC_HEADER = sys.getsizeof([]) - [].__sizeof__()
-_HAVE_GC = 1 << 14  # Py_TPFLAGS_HAVE_GC
 
 
 def _recreate(functions: list[FunctionType]) -> list[FunctionType]:
